@@ -1,0 +1,66 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Dependencies are kept few on purpose (see ARCHITECTURE.md §3, "Dependencies").
+let package = Package(
+    name: "wingtel",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "wingtel", targets: ["wingtel"]),
+        .library(name: "WingtelDatabase", targets: ["WingtelDatabase"]),
+        .library(name: "WingtelMigrations", targets: ["WingtelMigrations"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
+        // Already a dependency of postgres-nio; named here for TLS to hosted databases (sslmode=require).
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.29.0"),
+    ],
+    targets: [
+        // Connection configuration, the local cluster, acting as a user.
+        .target(
+            name: "WingtelDatabase",
+            dependencies: [
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Supabase-compatible migration history, statement splitting, sql/ compilation.
+        .target(
+            name: "WingtelMigrations",
+            dependencies: [
+                "WingtelDatabase",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The command-line tool.
+        .executableTarget(
+            name: "wingtel",
+            dependencies: [
+                "WingtelDatabase",
+                "WingtelMigrations",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Test support: one throwaway cluster per run, a migrated template, a database per suite.
+        .target(
+            name: "WingtelTestSupport",
+            dependencies: ["WingtelDatabase", "WingtelMigrations"]
+        ),
+        .testTarget(
+            name: "WingtelMigrationsTests",
+            dependencies: ["WingtelMigrations", "WingtelTestSupport"]
+        ),
+        .testTarget(
+            name: "WingtelDatabaseTests",
+            dependencies: ["WingtelDatabase", "WingtelMigrations", "WingtelTestSupport"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
