@@ -1,0 +1,3 @@
+-- Small, deterministic data for `supabase db reset` users and the pgTAP tests.
+-- The domain tables (organizations, subscribers, plans…) add their fixed rows here as
+-- they land; large demo data comes from `wingtel seed demo`.
