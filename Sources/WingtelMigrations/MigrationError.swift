@@ -47,22 +47,25 @@ public enum MigrationError: Error, CustomStringConvertible, Sendable {
         }
     }
 
-    /// The statement with a caret under the error position, as the Supabase CLI prints it.
-    static func markError(_ statement: String, position: Int?) -> String {
-        guard var position, position > 0 else { return statement }
+    /// The statement with a caret under the error position, as the Supabase CLI prints it;
+    /// long statements are cut to the lines around the error.
+    static func markError(_ statement: String, position: Int?, context: Int = 8) -> String {
+        let all = statement.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard var position, position > 0 else {
+            return all.count > context ? (all.prefix(context) + ["…"]).joined(separator: "\n") : statement
+        }
         var lines: [String] = []
-        for line in statement.split(separator: "\n", omittingEmptySubsequences: false) {
-            lines.append(String(line))
+        for line in all {
+            lines.append(line)
             let length = line.unicodeScalars.count
             if position > length {
                 position -= length + 1
                 continue
             }
-            if position > 0 {
-                lines.append(String(repeating: " ", count: position - 1) + "^")
-                return lines.joined(separator: "\n")
-            }
+            lines.append(String(repeating: " ", count: max(position - 1, 0)) + "^")
+            break
         }
+        if lines.count > context + 1 { lines = ["…"] + lines.suffix(context + 1) }
         return lines.joined(separator: "\n")
     }
 }
