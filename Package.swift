@@ -61,6 +61,13 @@ let package = Package(
             name: "WingtelDatabaseTests",
             dependencies: ["WingtelDatabase", "WingtelMigrations", "WingtelTestSupport"]
         ),
+        .testTarget(
+            name: "WingtelTenancyTests",
+            dependencies: [
+                "WingtelDatabase", "WingtelTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
