@@ -155,17 +155,21 @@ struct ResetCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-seed"), help: "Do not apply supabase/seed.sql.")
     var noSeed = false
 
+    @Option(help: "Database of the local cluster to recreate (a scratch database for experiments or benchmarks).")
+    var database = "postgres"
+
     func run() async throws {
         let layout = ProjectLayout.discover()
         let cluster = try projectCluster(layout)
         let provisioner = Provisioner(layout: layout, logger: commandLogger)
         let started = ContinuousClock.now
-        if case .created = try await provisioner.start(cluster, progress: note) {
+        if case .created = try await provisioner.start(cluster, progress: note), database == "postgres" {
             note("Created the local cluster.")
         } else {
-            note("Recreating the local database …")
-            try await provisioner.reset(cluster, seed: !noSeed, progress: note)
+            note("Recreating the local database \(database) …")
+            try await provisioner.reset(cluster, database: database, seed: !noSeed, progress: note)
         }
+        print(try cluster.connectionSettings(database: database).url)
         note("Reset done in \(formatDuration(ContinuousClock.now - started)).")
     }
 }

@@ -12,7 +12,7 @@ struct Wingtel: AsyncParsableCommand {
             Connection for database commands: --db-url, else DATABASE_URL, else the local cluster \
             (`wingtel db start`). Set WINGTEL_LOG_LEVEL=debug for detailed logs.
             """,
-        subcommands: [DatabaseCommand.self]
+        subcommands: [DatabaseCommand.self, AuditCommand.self]
     )
 
     static func main() async {
@@ -55,4 +55,10 @@ func formatDuration(_ duration: Duration) -> String {
 /// Progress and notices go to stderr so that stdout stays clean for results (`$(wingtel db url)`).
 func note(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// A command's own failure: its message is printed as is.
+struct CommandFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

@@ -1,5 +1,7 @@
 -- Audit capture: statement-level triggers with transition tables write one entry per
--- changed row in a single set-based insert (no per-row trigger calls).
+-- changed row in a single set-based insert (no per-row trigger calls). Updates are
+-- compared column by column and stored as aligned text arrays (no whole-row JSON), which
+-- keeps a bulk update's audit cost near the cost of the update itself (benchmarks/).
 
 create or replace function audit.capture()
 returns trigger
@@ -13,8 +15,12 @@ declare
   entry_category text := tg_argv[1];
   key_columns text[] := string_to_array(tg_argv[2], ',');
   excluded text[] := coalesce(string_to_array(nullif(tg_argv[3], ''), ','), '{}');
-  key_expression text;
+  record_id_expression text;
   join_condition text;
+  names_expression text;
+  old_expression text;
+  new_expression text;
+  changed_any text;
   table_label text := tg_table_schema || '.' || tg_table_name;
   actor_id uuid := auth.uid();
   actor text := nullif(current_setting('wingtel.actor', true), '');
@@ -22,39 +28,47 @@ declare
   -- The role the caller acts as (SET ROLE survives security definer; current_user does not).
   acting_role text := coalesce(nullif(current_setting('role', true), 'none'), session_user);
 begin
-  select string_agg(format('%L, r.%I', k, k), ', '), string_agg(format('o.%1$I is not distinct from n.%1$I', k), ' and ')
-    into key_expression, join_condition
+  -- Key columns are primary-key columns (never null): old and new rows pair up by hash join.
+  select concat_ws(' || '','' || ', variadic array_agg(format('r.%I::text', k)) filter (where k <> org_column)),
+         string_agg(format('o.%1$I = n.%1$I', k), ' and ')
+    into record_id_expression, join_condition
     from unnest(key_columns) as k;
-  key_expression := 'jsonb_build_object(' || key_expression || ')';
+  record_id_expression := coalesce(record_id_expression, format('r.%I::text', org_column));
 
   if tg_op = 'INSERT' then
     execute format(
-      'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_key, new_values)
+      'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_id, row_data)
        select r.%1$I, $1, $2, $7, $3, ''insert'', $4, $5, %2$s, to_jsonb(r) - $6::text[] from new_rows r',
-      org_column, key_expression)
+      org_column, record_id_expression)
     using actor_id, actor, request, entry_category, table_label, excluded, acting_role;
   elsif tg_op = 'DELETE' then
     execute format(
-      'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_key, old_values)
+      'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_id, row_data)
        select r.%1$I, $1, $2, $7, $3, ''delete'', $4, $5, %2$s, to_jsonb(r) - $6::text[] from old_rows r',
-      org_column, key_expression)
+      org_column, record_id_expression)
     using actor_id, actor, request, entry_category, table_label, excluded, acting_role;
   else
-    -- Only the columns that changed, old and new; rows updated to identical values are skipped.
+    -- One array slot per column (read from the catalog at each statement, so columns added
+    -- later are covered); null where the column did not change.
+    select 'array[' || string_agg(format('case when %s then %L end', changed, a.attname), ', ' order by a.attnum) || ']::text[]',
+           'array[' || string_agg(format('case when %s then o.%I::text end', changed, a.attname), ', ' order by a.attnum) || ']::text[]',
+           'array[' || string_agg(format('case when %s then n.%I::text end', changed, a.attname), ', ' order by a.attnum) || ']::text[]',
+           string_agg(changed, ' or ')
+      into names_expression, old_expression, new_expression, changed_any
+      from pg_catalog.pg_attribute a
+      cross join lateral (
+        select case when exists (select 1 from pg_catalog.pg_operator op
+                                 where op.oprname = '=' and op.oprleft = a.atttypid and op.oprright = a.atttypid)
+                    then format('o.%1$I is distinct from n.%1$I', a.attname)
+                    else format('o.%1$I::text is distinct from n.%1$I::text', a.attname) end as changed) c
+     where a.attrelid = tg_relid and a.attnum > 0 and not a.attisdropped and a.attname <> all (excluded);
     execute format(
-      'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_key, old_values, new_values)
-       select d.org, $1, $2, $7, $3, ''update'', $4, $5, d.record_key, d.old_values, d.new_values
-       from (
-         select r.%1$I as org, %2$s as record_key,
-                (select jsonb_object_agg(o_col.key, o_col.value) from jsonb_each(o_json) o_col
-                  where o_col.value is distinct from n_json -> o_col.key) as old_values,
-                (select jsonb_object_agg(n_col.key, n_col.value) from jsonb_each(n_json) n_col
-                  where n_col.value is distinct from o_json -> n_col.key) as new_values
-         from (select n.*, to_jsonb(o) - $6::text[] as o_json, to_jsonb(n) - $6::text[] as n_json
-               from old_rows o join new_rows n on %3$s) r
-       ) d
-       where d.new_values is not null',
-      org_column, key_expression, join_condition)
+      'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_id, changed_columns, old_values, new_values)
+       select n.%1$I, $1, $2, $7, $3, ''update'', $4, $5, %2$s, %3$s, %4$s, %5$s
+       from old_rows o join new_rows n on %6$s
+       where %7$s',
+      org_column, replace(record_id_expression, 'r.', 'n.'), names_expression, old_expression, new_expression,
+      join_condition, changed_any)
     using actor_id, actor, request, entry_category, table_label, excluded, acting_role;
   end if;
   return null;
@@ -111,3 +125,20 @@ create or replace trigger seals_append_only before update or delete on audit.sea
   for each row execute function audit.forbid_change();
 create or replace trigger seals_no_truncate before truncate on audit.seals
   for each statement execute function audit.forbid_change();
+
+-- What analysts and the activity feed read: old and new values as JSON objects.
+create or replace view audit.changes with (security_invoker = true) as
+select e.organization_id, e.id, e.occurred_at, e.actor_user_id, e.actor_name, e.db_role, e.request_id,
+       e.action, e.category, e.table_name, e.record_id,
+       case e.action
+         when 'delete' then e.row_data
+         when 'update' then (select jsonb_object_agg(u.name, u.old) from unnest(e.changed_columns, e.old_values) as u (name, old)
+                             where u.name is not null)
+       end as old_values,
+       case e.action
+         when 'insert' then e.row_data
+         when 'update' then (select jsonb_object_agg(u.name, u.new) from unnest(e.changed_columns, e.new_values) as u (name, new)
+                             where u.name is not null)
+       end as new_values
+from audit.entries e;
+comment on view audit.changes is 'Audit entries with old and new values as JSON objects (on update, only the changed columns; values as text). Row-level security of audit.entries applies.';

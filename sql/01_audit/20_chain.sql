@@ -14,7 +14,8 @@ as $$
     e.organization_id::text, e.id::text,
     ((extract(epoch from e.occurred_at) * 1000000)::bigint)::text,
     e.txid::text, coalesce(e.actor_user_id::text, '\N'), coalesce(e.actor_name, '\N'), e.db_role,
-    coalesce(e.request_id, '\N'), e.action, e.category, e.table_name, e.record_key::text,
+    coalesce(e.request_id, '\N'), e.action, e.category, e.table_name, e.record_id,
+    coalesce(e.row_data::text, '\N'), coalesce(e.changed_columns::text, '\N'),
     coalesce(e.old_values::text, '\N'), coalesce(e.new_values::text, '\N')), 'UTF8'))
 $$;
 comment on function audit.content_hash(audit.entries) is 'SHA-256 of an entry''s canonical text (every column, NULL spelled \N).';

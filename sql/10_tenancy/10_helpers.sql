@@ -2,7 +2,9 @@
 -- (not exposed through the API), fix search_path to '' and qualify every name. Policies
 -- call them wrapped in a sub-select, `(select private.user_org_ids())`, so each runs once
 -- per statement (an InitPlan) instead of once per row, and they return arrays so that
--- `organization_id = any (…)` can use an index.
+-- `organization_id = any (…)` can use an index. They are parallel safe (they only read
+-- tables and settings, which parallel workers receive), so a policy does not stop
+-- PostgreSQL from using parallel workers for large scans.
 
 grant usage on schema private to authenticated, service_role;
 
@@ -10,6 +12,7 @@ create or replace function private.user_org_ids(minimum public.member_role defau
 returns uuid[]
 language sql
 stable
+parallel safe
 security definer
 set search_path = ''
 as $$
@@ -25,6 +28,7 @@ create or replace function private.user_role(organization_id uuid)
 returns public.member_role
 language sql
 stable
+parallel safe
 security definer
 set search_path = ''
 as $$
@@ -39,6 +43,7 @@ create or replace function private.customer_account_ids()
 returns uuid[]
 language sql
 stable
+parallel safe
 security definer
 set search_path = ''
 as $$
@@ -52,6 +57,7 @@ create or replace function private.customer_org_ids()
 returns uuid[]
 language sql
 stable
+parallel safe
 security definer
 set search_path = ''
 as $$

@@ -3,8 +3,8 @@
 -- trigger writes it, and nobody changes or removes it.
 
 grant usage on schema audit to authenticated, service_role;
-revoke all on audit.entries, audit.seals, audit.chain_heads from public, anon, authenticated, service_role;
-grant select on audit.entries to authenticated, service_role;
+revoke all on audit.entries, audit.changes, audit.seals, audit.chain_heads from public, anon, authenticated, service_role;
+grant select on audit.entries, audit.changes to authenticated, service_role;
 grant select on audit.seals, audit.chain_heads to service_role;
 
 drop policy if exists "Admins read their organization's audit; agents its customer care" on audit.entries;

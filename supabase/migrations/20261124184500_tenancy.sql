@@ -81,28 +81,38 @@ comment on schema audit is 'Append-only, hash-chained audit trail of every chang
 
 create table audit.entries (
   organization_id uuid not null,
-  id bigint generated always as identity,
+  id bigint generated always as identity (cache 1000),
   occurred_at timestamptz not null default now(),
   txid xid8 not null default pg_current_xact_id(),
   actor_user_id uuid,
   actor_name text,
-  db_role text not null default current_user,
+  db_role text not null,
   request_id text,
   action text not null,
   category text not null,
   table_name text not null,
-  record_key jsonb not null,
-  old_values jsonb,
-  new_values jsonb,
+  record_id text not null,
+  row_data jsonb,
+  changed_columns text[],
+  old_values text[],
+  new_values text[],
   primary key (organization_id, id),
-  constraint entries_action check (action in ('insert', 'update', 'delete'))
+  constraint entries_action check (action in ('insert', 'update', 'delete')),
+  constraint entries_shape check (
+    case action
+      when 'update' then changed_columns is not null and row_data is null
+      else row_data is not null and changed_columns is null
+    end)
 );
-create index entries_table_key_idx on audit.entries (organization_id, table_name, record_key);
 alter table audit.entries enable row level security;
-comment on table audit.entries is 'One row per changed business row: who (auth.uid() or the service''s name), what (old and new values; on update only the changed columns), when, and the request id. Append-only.';
+comment on table audit.entries is 'One row per changed business row: who (auth.uid() or the service''s name), what, when, and the request id. Append-only. Read it through audit.changes, which shows old and new values as JSON.';
 comment on column audit.entries.actor_user_id is 'auth.uid() of the caller, null for services.';
 comment on column audit.entries.actor_name is 'The service or user name the caller set in wingtel.actor (the functions server sets it per request).';
+comment on column audit.entries.db_role is 'The database role the change ran as (authenticated, service_role, postgres…).';
 comment on column audit.entries.category is 'Who may read it besides admins and owners: customer_care entries are visible to agents.';
+comment on column audit.entries.record_id is 'The changed row''s primary key without organization_id, as text (several key columns joined by commas).';
+comment on column audit.entries.row_data is 'insert: the new row; delete: the removed row (as JSON, secret columns left out).';
+comment on column audit.entries.changed_columns is 'update: every column of the table in order, null where the column did not change (aligned with old_values and new_values).';
 comment on column audit.entries.txid is 'Writing transaction; sealing only takes entries of finished transactions.';
 
 create table audit.seals (

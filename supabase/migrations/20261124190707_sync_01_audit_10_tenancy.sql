@@ -1,8 +1,10 @@
 -- Compiled by `wingtel db sync` from the definitions in sql/. Edit those files, not this one.
 
--- >>> sql/01_audit/10_capture.sql (sha256 f4c6db05e95e2d919b764a066024717040f89baf4287a405c086e9baa89c52a0)
+-- >>> sql/01_audit/10_capture.sql (sha256 b9717367cb312967c91c03eb1592a5074342e1d8609ed1d37529565dd17e6933)
 -- Audit capture: statement-level triggers with transition tables write one entry per
--- changed row in a single set-based insert (no per-row trigger calls).
+-- changed row in a single set-based insert (no per-row trigger calls). Updates are
+-- compared column by column and stored as aligned text arrays (no whole-row JSON), which
+-- keeps a bulk update's audit cost near the cost of the update itself (benchmarks/).
 
 create or replace function audit.capture()
 returns trigger
@@ -16,8 +18,12 @@ declare
   entry_category text := tg_argv[1];
   key_columns text[] := string_to_array(tg_argv[2], ',');
   excluded text[] := coalesce(string_to_array(nullif(tg_argv[3], ''), ','), '{}');
-  key_expression text;
+  record_id_expression text;
   join_condition text;
+  names_expression text;
+  old_expression text;
+  new_expression text;
+  changed_any text;
   table_label text := tg_table_schema || '.' || tg_table_name;
   actor_id uuid := auth.uid();
   actor text := nullif(current_setting('wingtel.actor', true), '');
@@ -25,39 +31,47 @@ declare
   -- The role the caller acts as (SET ROLE survives security definer; current_user does not).
   acting_role text := coalesce(nullif(current_setting('role', true), 'none'), session_user);
 begin
-  select string_agg(format('%L, r.%I', k, k), ', '), string_agg(format('o.%1$I is not distinct from n.%1$I', k), ' and ')
-    into key_expression, join_condition
+  -- Key columns are primary-key columns (never null): old and new rows pair up by hash join.
+  select concat_ws(' || '','' || ', variadic array_agg(format('r.%I::text', k)) filter (where k <> org_column)),
+         string_agg(format('o.%1$I = n.%1$I', k), ' and ')
+    into record_id_expression, join_condition
     from unnest(key_columns) as k;
-  key_expression := 'jsonb_build_object(' || key_expression || ')';
+  record_id_expression := coalesce(record_id_expression, format('r.%I::text', org_column));
 
   if tg_op = 'INSERT' then
     execute format(
-      'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_key, new_values)
+      'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_id, row_data)
        select r.%1$I, $1, $2, $7, $3, ''insert'', $4, $5, %2$s, to_jsonb(r) - $6::text[] from new_rows r',
-      org_column, key_expression)
+      org_column, record_id_expression)
     using actor_id, actor, request, entry_category, table_label, excluded, acting_role;
   elsif tg_op = 'DELETE' then
     execute format(
-      'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_key, old_values)
+      'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_id, row_data)
        select r.%1$I, $1, $2, $7, $3, ''delete'', $4, $5, %2$s, to_jsonb(r) - $6::text[] from old_rows r',
-      org_column, key_expression)
+      org_column, record_id_expression)
     using actor_id, actor, request, entry_category, table_label, excluded, acting_role;
   else
-    -- Only the columns that changed, old and new; rows updated to identical values are skipped.
+    -- One array slot per column (read from the catalog at each statement, so columns added
+    -- later are covered); null where the column did not change.
+    select 'array[' || string_agg(format('case when %s then %L end', changed, a.attname), ', ' order by a.attnum) || ']::text[]',
+           'array[' || string_agg(format('case when %s then o.%I::text end', changed, a.attname), ', ' order by a.attnum) || ']::text[]',
+           'array[' || string_agg(format('case when %s then n.%I::text end', changed, a.attname), ', ' order by a.attnum) || ']::text[]',
+           string_agg(changed, ' or ')
+      into names_expression, old_expression, new_expression, changed_any
+      from pg_catalog.pg_attribute a
+      cross join lateral (
+        select case when exists (select 1 from pg_catalog.pg_operator op
+                                 where op.oprname = '=' and op.oprleft = a.atttypid and op.oprright = a.atttypid)
+                    then format('o.%1$I is distinct from n.%1$I', a.attname)
+                    else format('o.%1$I::text is distinct from n.%1$I::text', a.attname) end as changed) c
+     where a.attrelid = tg_relid and a.attnum > 0 and not a.attisdropped and a.attname <> all (excluded);
     execute format(
-      'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_key, old_values, new_values)
-       select d.org, $1, $2, $7, $3, ''update'', $4, $5, d.record_key, d.old_values, d.new_values
-       from (
-         select r.%1$I as org, %2$s as record_key,
-                (select jsonb_object_agg(o_col.key, o_col.value) from jsonb_each(o_json) o_col
-                  where o_col.value is distinct from n_json -> o_col.key) as old_values,
-                (select jsonb_object_agg(n_col.key, n_col.value) from jsonb_each(n_json) n_col
-                  where n_col.value is distinct from o_json -> n_col.key) as new_values
-         from (select n.*, to_jsonb(o) - $6::text[] as o_json, to_jsonb(n) - $6::text[] as n_json
-               from old_rows o join new_rows n on %3$s) r
-       ) d
-       where d.new_values is not null',
-      org_column, key_expression, join_condition)
+      'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_id, changed_columns, old_values, new_values)
+       select n.%1$I, $1, $2, $7, $3, ''update'', $4, $5, %2$s, %3$s, %4$s, %5$s
+       from old_rows o join new_rows n on %6$s
+       where %7$s',
+      org_column, replace(record_id_expression, 'r.', 'n.'), names_expression, old_expression, new_expression,
+      join_condition, changed_any)
     using actor_id, actor, request, entry_category, table_label, excluded, acting_role;
   end if;
   return null;
@@ -115,7 +129,24 @@ create or replace trigger seals_append_only before update or delete on audit.sea
 create or replace trigger seals_no_truncate before truncate on audit.seals
   for each statement execute function audit.forbid_change();
 
--- >>> sql/01_audit/20_chain.sql (sha256 739f288a912ee43b9a26ea7dbfd9397b0f54df31468ba743c73d180f2cc0e68c)
+-- What analysts and the activity feed read: old and new values as JSON objects.
+create or replace view audit.changes with (security_invoker = true) as
+select e.organization_id, e.id, e.occurred_at, e.actor_user_id, e.actor_name, e.db_role, e.request_id,
+       e.action, e.category, e.table_name, e.record_id,
+       case e.action
+         when 'delete' then e.row_data
+         when 'update' then (select jsonb_object_agg(u.name, u.old) from unnest(e.changed_columns, e.old_values) as u (name, old)
+                             where u.name is not null)
+       end as old_values,
+       case e.action
+         when 'insert' then e.row_data
+         when 'update' then (select jsonb_object_agg(u.name, u.new) from unnest(e.changed_columns, e.new_values) as u (name, new)
+                             where u.name is not null)
+       end as new_values
+from audit.entries e;
+comment on view audit.changes is 'Audit entries with old and new values as JSON objects (on update, only the changed columns; values as text). Row-level security of audit.entries applies.';
+
+-- >>> sql/01_audit/20_chain.sql (sha256 c5097761ec47197b43e240234ed2aec1003f778f71a6b2f99df0bdc0e60f15f5)
 -- The hash chain. Entries are sealed after their transaction has finished, in sealing
 -- order, so concurrent writers never wait on one another for the chain:
 --   content_hash(e) = sha256(canonical text of e)
@@ -132,7 +163,8 @@ as $$
     e.organization_id::text, e.id::text,
     ((extract(epoch from e.occurred_at) * 1000000)::bigint)::text,
     e.txid::text, coalesce(e.actor_user_id::text, '\N'), coalesce(e.actor_name, '\N'), e.db_role,
-    coalesce(e.request_id, '\N'), e.action, e.category, e.table_name, e.record_key::text,
+    coalesce(e.request_id, '\N'), e.action, e.category, e.table_name, e.record_id,
+    coalesce(e.row_data::text, '\N'), coalesce(e.changed_columns::text, '\N'),
     coalesce(e.old_values::text, '\N'), coalesce(e.new_values::text, '\N')), 'UTF8'))
 $$;
 comment on function audit.content_hash(audit.entries) is 'SHA-256 of an entry''s canonical text (every column, NULL spelled \N).';
@@ -283,12 +315,14 @@ comment on function audit.verify_chain(uuid) is 'Seals what can be sealed, then 
 revoke all on function audit.verify_chain(uuid) from public;
 grant execute on function audit.verify_chain(uuid) to service_role;
 
--- >>> sql/10_tenancy/10_helpers.sql (sha256 f260abba076795987f35168f3c66dfe4a8d38fb9f1debb9eeec62df01e7fe3fb)
+-- >>> sql/10_tenancy/10_helpers.sql (sha256 b4a1cddee653f68040ae36d5d34dfaf345e35486058e4ae1f58bdbc456f46e38)
 -- Security-definer helpers that row-level security policies call. They live in `private`
 -- (not exposed through the API), fix search_path to '' and qualify every name. Policies
 -- call them wrapped in a sub-select, `(select private.user_org_ids())`, so each runs once
 -- per statement (an InitPlan) instead of once per row, and they return arrays so that
--- `organization_id = any (…)` can use an index.
+-- `organization_id = any (…)` can use an index. They are parallel safe (they only read
+-- tables and settings, which parallel workers receive), so a policy does not stop
+-- PostgreSQL from using parallel workers for large scans.
 
 grant usage on schema private to authenticated, service_role;
 
@@ -296,6 +330,7 @@ create or replace function private.user_org_ids(minimum public.member_role defau
 returns uuid[]
 language sql
 stable
+parallel safe
 security definer
 set search_path = ''
 as $$
@@ -311,6 +346,7 @@ create or replace function private.user_role(organization_id uuid)
 returns public.member_role
 language sql
 stable
+parallel safe
 security definer
 set search_path = ''
 as $$
@@ -325,6 +361,7 @@ create or replace function private.customer_account_ids()
 returns uuid[]
 language sql
 stable
+parallel safe
 security definer
 set search_path = ''
 as $$
@@ -338,6 +375,7 @@ create or replace function private.customer_org_ids()
 returns uuid[]
 language sql
 stable
+parallel safe
 security definer
 set search_path = ''
 as $$
@@ -745,14 +783,14 @@ create policy "Customers see their own link; agents see their organization's" on
   for select to authenticated
   using (user_id = (select auth.uid()) or organization_id = any ((select private.user_org_ids('agent'))::uuid[]));
 
--- >>> sql/10_tenancy/40_audit.sql (sha256 2861964cba59683ae7a9829e5804ded4b671611139bda70e7b9e1318e5f39014)
+-- >>> sql/10_tenancy/40_audit.sql (sha256 5e396cfb854b989cbbdcfeffbb63a592ab6d77afed14d8b142eece428682025f)
 -- Who reads the audit trail: admins and owners all of their organization's entries,
 -- agents the customer-care entries; customers and anon nothing. Nobody but the capture
 -- trigger writes it, and nobody changes or removes it.
 
 grant usage on schema audit to authenticated, service_role;
-revoke all on audit.entries, audit.seals, audit.chain_heads from public, anon, authenticated, service_role;
-grant select on audit.entries to authenticated, service_role;
+revoke all on audit.entries, audit.changes, audit.seals, audit.chain_heads from public, anon, authenticated, service_role;
+grant select on audit.entries, audit.changes to authenticated, service_role;
 grant select on audit.seals, audit.chain_heads to service_role;
 
 drop policy if exists "Admins read their organization's audit; agents its customer care" on audit.entries;
