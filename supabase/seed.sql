@@ -10,6 +10,15 @@
 --   customers c0000000-…-00000000000a / …0b (customer@acme.test / customer@bolt.test),
 --          linked to accounts ac000000-…-00000000000a / …0b
 --   outsider d0000000-0000-4000-8000-000000000001 (outsider@example.test)
+-- and for each organization (suffix …0a for A, …0b for B) a small catalog and one live line:
+--   carriers ca100000 Verizon (ThingSpace limits), ca200000 AT&T, ca300000 T-Mobile
+--   carrier rate plans cb100000 (Verizon 5 GB), cb200000 (Verizon unlimited)
+--   plans ba100000 talk-text $15, ba200000 5 GB $25, ba300000 unlimited $45, ba400000 retired
+--   add-ons ad100000 2 GB pack, ad200000 international
+--   accounts ac000000 (the customer's), ac100000 (no login)
+--   SIMs 51000000 (on the line), 52000000 and 53000000 (inventory, physical and eSIM)
+--   devices de100000 (on the line), de200000 (BYOD, spare)
+--   line 5b100000: active on Verizon, plan 5 GB, MDN +1312555010x (A: …0101, B: …0102)
 select set_config('wingtel.actor', 'supabase/seed.sql', true);
 
 insert into auth.users (id, email, aud, role)
@@ -23,9 +32,11 @@ values ('c0000000-0000-4000-8000-00000000000a'::uuid, 'customer@acme.test', 'aut
        ('c0000000-0000-4000-8000-00000000000b'::uuid, 'customer@bolt.test', 'authenticated', 'authenticated'),
        ('d0000000-0000-4000-8000-000000000001'::uuid, 'outsider@example.test', 'authenticated', 'authenticated');
 
-insert into public.organizations (id, slug, name, currency, time_zone, created_by) values
-  ('10000000-0000-4000-8000-00000000000a', 'acme-mobile', 'Acme Mobile', 'USD', 'America/New_York', 'a0000000-0000-4000-8000-000000000001'),
-  ('10000000-0000-4000-8000-00000000000b', 'bolt-wireless', 'Bolt Wireless', 'USD', 'America/Chicago', 'b0000000-0000-4000-8000-000000000001');
+insert into public.organizations (id, slug, name, currency, time_zone, created_by, settings) values
+  ('10000000-0000-4000-8000-00000000000a', 'acme-mobile', 'Acme Mobile', 'USD', 'America/New_York', 'a0000000-0000-4000-8000-000000000001',
+   '{"self_service": {"change_plan": true, "add_add_on": true, "report_lost": true}}'),
+  ('10000000-0000-4000-8000-00000000000b', 'bolt-wireless', 'Bolt Wireless', 'USD', 'America/Chicago', 'b0000000-0000-4000-8000-000000000001',
+   '{"self_service": {"report_lost": true}}');
 
 insert into public.organization_members (organization_id, user_id, role)
 select '10000000-0000-4000-8000-00000000000a'::uuid, ('a0000000-0000-4000-8000-00000000000' || n)::uuid, r::public.member_role
@@ -33,6 +44,98 @@ from unnest(array['owner', 'admin', 'operator', 'agent', 'analyst', 'viewer']) w
 union all
 select '10000000-0000-4000-8000-00000000000b'::uuid, ('b0000000-0000-4000-8000-00000000000' || n)::uuid, r::public.member_role
 from unnest(array['owner', 'admin', 'operator', 'agent', 'analyst', 'viewer']) with ordinality as t (r, n);
+
+
+-- The subscriber domain, the same shape in both organizations.
+insert into public.carriers (organization_id, id, code, name, adapter, max_actions_per_line_per_day, max_plan_changes_per_month, allows_plan_change_while_suspended)
+select o.id, ('ca' || n || '00000-0000-4000-8000-00000000000' || o.s)::uuid, c.code, c.name, c.adapter::public.carrier_adapter, c.daily, c.monthly, c.suspended_ok
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as o (id, s)
+cross join (values (1, 'verizon', 'Verizon', 'thingspace', 5, 4, false),
+                   (2, 'att', 'AT&T', 'att_control_center', null, null, true),
+                   (3, 'tmobile', 'T-Mobile (aggregator)', 'tmobile_aggregator', null, null, true)) as c (n, code, name, adapter, daily, monthly, suspended_ok);
+
+insert into public.carrier_rate_plans (organization_id, id, carrier_id, code, name, monthly_cost_cents, included_data_mb, included_voice_minutes, included_sms, overage_data_cents_per_mb, pooled)
+select o.id, ('cb' || r.n || '00000-0000-4000-8000-00000000000' || o.s)::uuid, ('ca100000-0000-4000-8000-00000000000' || o.s)::uuid,
+       r.code, r.name, r.cost, r.data_mb, null, null, r.overage, r.pooled
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as o (id, s)
+cross join (values (1, 'VZW-5GB-POOL', 'Verizon 5 GB pooled', 900, 5120, 0.0100, true),
+                   (2, 'VZW-UNL', 'Verizon unlimited', 1800, null, 0, false)) as r (n, code, name, cost, data_mb, overage, pooled);
+
+insert into public.plans (organization_id, id, code, name, price_cents, data_mb, voice_minutes, sms, overage_data_cents_per_gb, carrier_rate_plan_id, status, self_service)
+select o.id, ('ba' || p.n || '00000-0000-4000-8000-00000000000' || o.s)::uuid, p.code, p.name, p.price, p.data_mb, null, null, p.overage,
+       ('cb' || p.rate || '00000-0000-4000-8000-00000000000' || o.s)::uuid, p.status::public.plan_status, p.self_service
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as o (id, s)
+cross join (values (1, 'TALK-TEXT', 'Talk & Text + 1 GB', 1500, 1024, 1000, 1, 'active', true),
+                   (2, 'DATA-5', '5 GB', 2500, 5120, 1000, 1, 'active', true),
+                   (3, 'UNLIMITED', 'Unlimited', 4500, null, 0, 2, 'active', false),
+                   (4, 'LEGACY-2', 'Legacy 2 GB (retired)', 2000, 2048, 1500, 1, 'retired', false)) as p (n, code, name, price, data_mb, overage, rate, status, self_service);
+
+insert into public.add_ons (organization_id, id, code, name, kind, recurrence, price_cents, data_mb)
+select o.id, ('ad' || a.n || '00000-0000-4000-8000-00000000000' || o.s)::uuid, a.code, a.name, a.kind::public.add_on_kind, a.rec::public.recurrence, a.price, a.data_mb
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as o (id, s)
+cross join (values (1, 'DATA-2GB', '2 GB data pack', 'data_pack', 'one_off', 1000, 2048),
+                   (2, 'INTL', 'International calling', 'international', 'monthly', 500, null)) as a (n, code, name, kind, rec, price, data_mb);
+
+insert into public.accounts (organization_id, id, external_id, name, email, phone, address_line1, city, state, postal_code, county, billing_day)
+select o.id, ('ac' || a.n || '-0000-4000-8000-00000000000' || o.s)::uuid, a.ext || o.s, a.name, a.email || o.domain, a.phone, a.street, a.city, a.state, a.zip, a.county, a.day
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a', 'acme.test'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b', 'bolt.test')) as o (id, s, domain)
+cross join (values ('000000', 'BQ-1001-', 'Dana Reyes', 'customer@', '+13125550142', '233 S Wacker Dr', 'Chicago', 'IL', '60606', 'Cook', 5),
+                   ('100000', 'BQ-1002-', 'Sam Ortiz', 'sam@', '+17185550117', '1 Main St', 'Brooklyn', 'NY', '11201', 'Kings', 15)) as a (n, ext, name, email, phone, street, city, state, zip, county, day);
+
+insert into public.sim_cards (organization_id, id, iccid, kind, eid, imsi, carrier_id, state)
+select o.id, (s.prefix || '000000-0000-4000-8000-00000000000' || o.s)::uuid, s.iccid, s.kind::public.sim_kind, s.eid, s.imsi,
+       ('ca100000-0000-4000-8000-00000000000' || o.s)::uuid, s.state::public.sim_state
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as o (id, s)
+cross join (values ('51', '89012600000000000011', 'physical', null, '311480000000011', 'active'),
+                   ('52', '89012600000000000029', 'physical', null, null, 'inventory'),
+                   ('53', '89012600000000000037', 'esim', '89049032000000000000000000000123', null, 'inventory')) as s (prefix, iccid, kind, eid, imsi, state);
+
+insert into public.devices (organization_id, id, imei, make, model, byod, compatibility)
+select o.id, (d.prefix || '00000-0000-4000-8000-00000000000' || o.s)::uuid, d.imei, d.make, d.model, d.byod, 'compatible'
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as o (id, s)
+cross join (values ('de1', '353918100000013', 'Apple', 'iPhone 15', false),
+                   ('de2', '353918100000021', 'Google', 'Pixel 8', true)) as d (prefix, imei, make, model, byod);
+
+insert into public.subscribers (organization_id, id, account_id, mdn, carrier_id, status, network_status, current_sim_id, current_device_id, external_id, activated_at)
+select o.id, ('5b100000-0000-4000-8000-00000000000' || o.s)::uuid, ('ac000000-0000-4000-8000-00000000000' || o.s)::uuid, o.mdn,
+       ('ca100000-0000-4000-8000-00000000000' || o.s)::uuid, 'active', 'active',
+       ('51000000-0000-4000-8000-00000000000' || o.s)::uuid, ('de100000-0000-4000-8000-00000000000' || o.s)::uuid,
+       'BQ-SUB-' || o.s, timestamptz '2026-01-05 15:00:00+00'
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a', '+13125550101'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b', '+13125550102')) as o (id, s, mdn);
+
+insert into public.subscriptions (organization_id, id, subscriber_id, plan_id, effective, reason, carrier_confirmed_at)
+select o.id, ('cc100000-0000-4000-8000-00000000000' || o.s)::uuid, ('5b100000-0000-4000-8000-00000000000' || o.s)::uuid,
+       ('ba200000-0000-4000-8000-00000000000' || o.s)::uuid, tstzrange('2026-01-05 15:00:00+00', null, '[)'), 'activation', '2026-01-05 15:01:00+00'
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as o (id, s);
+
+insert into public.subscriber_add_ons (organization_id, id, subscriber_id, add_on_id, effective)
+select o.id, ('a0d00000-0000-4000-8000-00000000000' || o.s)::uuid, ('5b100000-0000-4000-8000-00000000000' || o.s)::uuid,
+       ('ad200000-0000-4000-8000-00000000000' || o.s)::uuid, tstzrange('2026-02-01 00:00:00+00', null, '[)')
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as o (id, s);
+
+insert into public.port_requests (organization_id, id, subscriber_id, direction, mdn, other_carrier, account_number, pin, status, requested_at, completed_at)
+select o.id, ('b0100000-0000-4000-8000-00000000000' || o.s)::uuid, ('5b100000-0000-4000-8000-00000000000' || o.s)::uuid,
+       'in', o.mdn, 'Old Mobile', 'OLD-ACCT-7781', '2468', 'completed', '2026-01-05 14:00:00+00', '2026-01-05 15:00:00+00'
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a', '+13125550101'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b', '+13125550102')) as o (id, s, mdn);
+
+insert into public.notes (organization_id, id, account_id, subscriber_id, body, author_id, created_at)
+select o.id, ('ee100000-0000-4000-8000-00000000000' || o.s)::uuid, ('ac000000-0000-4000-8000-00000000000' || o.s)::uuid,
+       ('5b100000-0000-4000-8000-00000000000' || o.s)::uuid, 'Customer asked about international rates; added INTL.',
+       (o.s_user || '0000000-0000-4000-8000-000000000004')::uuid, '2026-02-01 10:00:00+00'
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a', 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b', 'b')) as o (id, s, s_user);
+
+insert into public.carrier_commands (organization_id, id, subscriber_id, carrier_id, kind, payload, idempotency_key, status, attempts, carrier_request_id, result, created_at, completed_at)
+select o.id, ('cd100000-0000-4000-8000-00000000000' || o.s)::uuid, ('5b100000-0000-4000-8000-00000000000' || o.s)::uuid,
+       ('ca100000-0000-4000-8000-00000000000' || o.s)::uuid, 'port_in', jsonb_build_object('mdn', o.mdn, 'iccid', '89012600000000000011'),
+       'seed:port_in:' || o.s, 'succeeded', 1, 'vz-req-' || o.s, jsonb_build_object('requestId', 'vz-req-' || o.s),
+       '2026-01-05 14:00:00+00', '2026-01-05 15:00:00+00'
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a', '+13125550101'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b', '+13125550102')) as o (id, s, mdn);
+
+insert into public.subscriber_events (organization_id, subscriber_id, occurred_at, kind, actor_name, command_id, details)
+select o.id, ('5b100000-0000-4000-8000-00000000000' || o.s)::uuid, e.at, e.kind, 'supabase/seed.sql',
+       ('cd100000-0000-4000-8000-00000000000' || o.s)::uuid, '{}'::jsonb
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as o (id, s)
+cross join (values (timestamptz '2026-01-05 14:00:00+00', 'port_in_requested'), (timestamptz '2026-01-05 15:00:00+00', 'port_in_confirmed')) as e (at, kind);
 
 insert into public.customer_identities (organization_id, user_id, account_id) values
   ('10000000-0000-4000-8000-00000000000a', 'c0000000-0000-4000-8000-00000000000a', 'ac000000-0000-4000-8000-00000000000a'),

@@ -77,7 +77,14 @@ set search_path = ''
 as $$
 declare
   caller_role public.member_role := private.user_role(require_role.organization_id);
+  acting_role text := coalesce(nullif(current_setting('role', true), ''), 'none');
 begin
+  -- Wingtel's own services act as service_role (PostgREST's service key, or
+  -- DatabaseIdentity.service); a superuser session without SET ROLE is the operator's CLI.
+  if acting_role = 'service_role'
+     or (acting_role = 'none' and exists (select 1 from pg_catalog.pg_roles r where r.rolname = session_user and r.rolsuper)) then
+    return 'owner';
+  end if;
   if auth.uid() is null then
     raise exception 'not signed in' using errcode = '42501', hint = 'Call this as an authenticated user.';
   end if;
@@ -91,7 +98,7 @@ begin
   return caller_role;
 end;
 $$;
-comment on function private.require_role(uuid, public.member_role) is 'Guard for security-definer functions: the caller must hold at least the given role.';
+comment on function private.require_role(uuid, public.member_role) is 'Guard for security-definer functions: the caller must hold at least the given role; service_role and superuser sessions pass.';
 revoke all on function private.require_role(uuid, public.member_role) from public;
 grant execute on function private.require_role(uuid, public.member_role) to authenticated, service_role;
 

@@ -1,0 +1,83 @@
+-- Identifier checks, used by the validation triggers, the BeQuick import and analysts.
+
+create or replace function public.luhn_valid(digits text)
+returns boolean
+language sql
+immutable
+strict
+parallel safe
+set search_path = ''
+as $$
+  select digits ~ '^[0-9]+$' and (
+    select sum(case when (length(digits) - i) % 2 = 1
+                    then (case when d * 2 > 9 then d * 2 - 9 else d * 2 end)
+                    else d end) % 10 = 0
+    from (select i, substr(digits, i, 1)::int as d from generate_series(1, length(digits)) as i) as x)
+$$;
+comment on function public.luhn_valid(text) is 'True when a digit string passes the Luhn (mod 10) check.';
+
+create or replace function public.is_valid_iccid(iccid text)
+returns boolean
+language sql
+immutable
+strict
+parallel safe
+set search_path = ''
+as $$
+  select iccid ~ '^89[0-9]{17,18}$' and public.luhn_valid(iccid)
+$$;
+comment on function public.is_valid_iccid(text) is 'ICCID: 19 or 20 digits starting 89 (telecom), Luhn check digit over the whole string.';
+
+create or replace function public.is_valid_imei(imei text)
+returns boolean
+language sql
+immutable
+strict
+parallel safe
+set search_path = ''
+as $$
+  select imei ~ '^[0-9]{15}$' and public.luhn_valid(imei)
+$$;
+comment on function public.is_valid_imei(text) is 'IMEI: 15 digits with a Luhn check digit.';
+
+create or replace function public.is_valid_mdn(mdn text)
+returns boolean
+language sql
+immutable
+strict
+parallel safe
+set search_path = ''
+as $$
+  select case
+    when mdn ~ '^\+1' then
+      -- NANP: +1 NPA NXX XXXX; N = 2-9; no N11 area codes or exchanges; N9X area codes are unassigned.
+      mdn ~ '^\+1[2-9][0-9]{2}[2-9][0-9]{6}$'
+      and substr(mdn, 4, 2) <> '11'   -- N11 area code
+      and substr(mdn, 4, 1) <> '9'    -- N9X area code
+      and substr(mdn, 7, 2) <> '11'   -- N11 exchange
+    else mdn ~ '^\+[2-9][0-9]{7,14}$'
+  end
+$$;
+comment on function public.is_valid_mdn(text) is 'A line number in E.164; +1 numbers must also be valid NANP numbers (NPA and NXX start 2–9, no N11, no N9X area code).';
+
+create or replace function public.normalize_mdn(raw text)
+returns text
+language sql
+immutable
+strict
+parallel safe
+set search_path = ''
+as $$
+  select case
+    when digits ~ '^[0-9]{10}$' and public.is_valid_mdn('+1' || digits) then '+1' || digits
+    when digits ~ '^1[0-9]{10}$' and public.is_valid_mdn('+' || digits) then '+' || digits
+    when raw ~ '^\+' and public.is_valid_mdn('+' || digits) then '+' || digits
+  end
+  from (select regexp_replace(raw, '[^0-9]', '', 'g') as digits) as d
+$$;
+comment on function public.normalize_mdn(text) is 'E.164 form of a phone number written as 10-digit NANP (BeQuick MDNs), 1+10 digits or +E.164 with punctuation; null when it is not a valid number.';
+
+revoke all on function public.luhn_valid(text), public.is_valid_iccid(text), public.is_valid_imei(text),
+  public.is_valid_mdn(text), public.normalize_mdn(text) from public;
+grant execute on function public.luhn_valid(text), public.is_valid_iccid(text), public.is_valid_imei(text),
+  public.is_valid_mdn(text), public.normalize_mdn(text) to authenticated, service_role;
