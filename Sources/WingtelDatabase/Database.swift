@@ -38,7 +38,7 @@ public enum Database {
     /// Runs every statement of a script in order, on the given connection, outside any explicit transaction.
     public static func runScript(_ sql: String, on connection: PostgresConnection, logger: Logger) async throws {
         for statement in SQLSplitter.split(sql) where !SQLSplitter.isCommentOnly(statement) {
-            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+            try await connection.execute(statement, logger: logger)
         }
     }
 
@@ -58,8 +58,16 @@ public enum Database {
 }
 
 extension PostgresConnection {
-    /// Runs a statement that returns nothing of interest.
+    /// Runs a statement whose rows are of no interest, reading them to the end: a statement
+    /// that returns rows reports an error raised while it runs (in a function it calls, say)
+    /// only as its rows are read.
     public func execute(_ sql: String, logger: Logger) async throws {
-        try await self.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+        try await self.run(PostgresQuery(unsafeSQL: sql), logger: logger)
+    }
+
+    /// Runs a query and reads its rows to the end, so that any error it raises is thrown here.
+    public func run(_ query: PostgresQuery, logger: Logger) async throws {
+        let rows = try await self.query(query, logger: logger)
+        for try await _ in rows {}
     }
 }

@@ -55,7 +55,7 @@ extension PostgresConnection {
     ) async throws -> Result {
         try await self.query("begin", logger: logger)
         do {
-            try await self.query(
+            try await self.run(
                 """
                 select set_config('role', \(identity.roleName), true),
                        set_config('request.jwt.claims', \(identity.claimsJSON), true),

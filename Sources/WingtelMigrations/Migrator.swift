@@ -223,10 +223,10 @@ public struct Migrator: Sendable {
         let recordHistory: (PostgresConnection) async throws -> Void = { connection in
             let elapsed = ContinuousClock.now - started
             let milliseconds = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
-            try await connection.query(
+            try await connection.run(
                 "insert into supabase_migrations.schema_migrations (version, name, statements) values (\(file.version), \(file.name), \(file.statements))",
                 logger: logger)
-            try await connection.query(
+            try await connection.run(
                 "insert into wingtel_migrations.applied_files (version, file_name, checksum, duration_ms) values (\(file.version), \(file.fileName), \(file.checksum), \(milliseconds))",
                 logger: logger)
         }
@@ -319,7 +319,7 @@ public struct Migrator: Sendable {
                     throw MigrationError.statementFailed(file: Self.seedPath, index: index, statement: statement, failure: failure)
                 }
             }
-            try await connection.query(
+            try await connection.run(
                 "insert into supabase_migrations.seed_files (path, hash) values (\(Self.seedPath), \(seed.hash)) on conflict (path) do update set hash = excluded.hash",
                 logger: logger)
         }

@@ -167,6 +167,25 @@ struct MigratorTests {
             try await Probe.int(settings, "select count(*) from wingtel_migrations.applied_files where version = '20260103000000'") == 0)
     }
 
+    @Test("an error raised while a row-returning statement runs is reported at that statement")
+    func errorInsideFunctionCall() async throws {
+        defer { folder.remove() }
+        try folder.write(
+            "migrations/20260101000000_raise.sql",
+            """
+            create function fail_now() returns int language plpgsql as $$ begin raise exception 'refused by rule' using errcode = 'P0001'; end $$;
+            select fail_now();
+            """)
+        let settings = try await TestCluster.shared.emptyDatabase()
+        await #expect {
+            try await migrator.push(settings)
+        } throws: { error in
+            guard case MigrationError.statementFailed(_, let index, _, let failure) = error else { return false }
+            return index == 1 && failure.sqlState == "P0001" && failure.message == "refused by rule"
+        }
+        #expect(try await Probe.int(settings, "select count(*) from pg_proc where proname = 'fail_now'") == 0)
+    }
+
     @Test("CREATE INDEX CONCURRENTLY in a file of its own applies outside a transaction")
     func concurrentIndex() async throws {
         defer { folder.remove() }

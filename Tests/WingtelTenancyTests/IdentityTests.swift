@@ -33,7 +33,7 @@ struct IdentityTests {
         let settings = try await TestCluster.shared.migratedDatabase()
         await #expect(throws: Stop.self) {
             try await Database.withIdentity(.user(id: Self.acmeOwner), on: settings) { connection in
-                try await connection.query(
+                try await connection.run(
                     "select public.change_member_role(\(Self.acme), 'a0000000-0000-4000-8000-000000000006'::uuid, 'agent')",
                     logger: Logger(label: "t"))
                 throw Stop()
@@ -63,7 +63,7 @@ struct IdentityTests {
         let settings = try await TestCluster.shared.migratedDatabase()
         await #expect {
             try await Database.withIdentity(.anonymous, on: settings) { connection in
-                try await connection.query("select count(*) from organizations", logger: Logger(label: "t"))
+                try await connection.run("select count(*) from organizations", logger: Logger(label: "t"))
             }
         } throws: { SQLFailure($0)?.sqlState == "42501" }
     }

@@ -149,6 +149,21 @@ as $$
    where c.organization_id = set_sim_state.organization_id and c.id = set_sim_state.sim_id
 $$;
 
+-- Ends a line's plans at `at`: the one running then is closed, later ones (and one that
+-- would start exactly then, which never took effect) are removed.
+create or replace function private.end_subscriptions(organization_id uuid, subscriber_id uuid, at timestamptz)
+returns void
+language sql
+set search_path = ''
+as $$
+  delete from public.subscriptions s
+   where s.organization_id = end_subscriptions.organization_id and s.subscriber_id = end_subscriptions.subscriber_id
+     and lower(s.effective) >= end_subscriptions.at;
+  update public.subscriptions s set effective = tstzrange(lower(s.effective), end_subscriptions.at, '[)')
+   where s.organization_id = end_subscriptions.organization_id and s.subscriber_id = end_subscriptions.subscriber_id
+     and s.effective @> end_subscriptions.at;
+$$;
+
 -- The payload a carrier adapter needs for a line: identifiers and the wholesale plan code.
 create or replace function private.carrier_payload(line public.subscribers, extra jsonb default '{}')
 returns jsonb
@@ -173,4 +188,4 @@ revoke all on function private.actor_name(), private.lock_line(uuid, uuid),
   private.check_carrier_limits(public.subscribers, public.carrier_command_kind),
   private.log_event(public.subscribers, text, text, jsonb, uuid), private.snapshot(public.subscribers, jsonb),
   private.enqueue_command(public.subscribers, public.carrier_command_kind, jsonb, jsonb),
-  private.set_sim_state(uuid, uuid, public.sim_state), private.carrier_payload(public.subscribers, jsonb) from public;
+  private.set_sim_state(uuid, uuid, public.sim_state), private.end_subscriptions(uuid, uuid, timestamptz), private.carrier_payload(public.subscribers, jsonb) from public;

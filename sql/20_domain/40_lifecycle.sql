@@ -262,10 +262,7 @@ begin
   command_id := private.enqueue_command(line, 'deactivate', private.carrier_payload(line), private.snapshot(line));
   update public.subscribers s set status = 'cancelled', suspend_reason = null, cancelled_at = now()
    where s.organization_id = line.organization_id and s.id = line.id returning * into line;
-  update public.subscriptions s set effective = tstzrange(lower(s.effective), now(), '[)')
-   where s.organization_id = line.organization_id and s.subscriber_id = line.id and s.effective @> now();
-  delete from public.subscriptions s
-   where s.organization_id = line.organization_id and s.subscriber_id = line.id and lower(s.effective) > now();
+  perform private.end_subscriptions(line.organization_id, line.id, now());
   perform private.log_event(line, 'cancel_requested', cancel_subscriber.reason, '{}', command_id);
   return line;
 end;

@@ -56,8 +56,7 @@ begin
         update public.subscribers s set status = 'ported_out', network_status = 'deactivated', suspend_reason = null, cancelled_at = now()
          where s.organization_id = line.organization_id and s.id = line.id returning * into line;
         perform private.set_sim_state(line.organization_id, line.current_sim_id, 'deactivated');
-        update public.subscriptions s set effective = tstzrange(lower(s.effective), now(), '[)')
-         where s.organization_id = line.organization_id and s.subscriber_id = line.id and s.effective @> now();
+        perform private.end_subscriptions(line.organization_id, line.id, now());
         update public.port_requests p set status = 'completed', completed_at = now()
          where p.organization_id = line.organization_id and p.subscriber_id = line.id and p.direction = 'out' and p.status = 'submitted';
       when 'swap_sim' then
@@ -89,8 +88,7 @@ begin
       -- A line the carrier never accepted: it failed, its SIM goes back to inventory.
       update public.subscribers s set status = 'failed', network_status = 'none', current_sim_id = null
        where s.organization_id = line.organization_id and s.id = line.id;
-      update public.subscriptions s set effective = tstzrange(lower(s.effective), greatest(now(), lower(s.effective) + interval '1 microsecond'), '[)')
-       where s.organization_id = line.organization_id and s.subscriber_id = line.id and upper_inf(s.effective);
+      perform private.end_subscriptions(line.organization_id, line.id, now());
       update public.port_requests p set status = 'rejected', rejection_reason = complete_carrier_command.error
        where p.organization_id = line.organization_id and p.subscriber_id = line.id and p.direction = 'in' and p.status = 'submitted';
     elsif command.kind = 'change_plan' and not coalesce((snapshot ->> 'scheduled')::boolean, false) then
@@ -152,11 +150,16 @@ begin
                       and c.rollback_state ->> 'new_subscription_id' = s.id::text)
   loop
     line := private.lock_line(due.organization_id, due.subscriber_id);
-    perform private.enqueue_command(line, 'change_plan',
-      private.carrier_payload(line) || jsonb_build_object('rate_plan',
-        (select r.code from public.carrier_rate_plans r where r.organization_id = line.organization_id and r.id = due.carrier_rate_plan_id)),
-      private.snapshot(line, jsonb_build_object('new_subscription_id', due.id, 'scheduled', true)));
-    queued := queued + 1;
+    begin
+      perform private.enqueue_command(line, 'change_plan',
+        private.carrier_payload(line) || jsonb_build_object('rate_plan',
+          (select r.code from public.carrier_rate_plans r where r.organization_id = line.organization_id and r.id = due.carrier_rate_plan_id)),
+        private.snapshot(line, jsonb_build_object('new_subscription_id', due.id, 'scheduled', true)));
+      queued := queued + 1;
+    exception when sqlstate 'P0001' then
+      -- A carrier limit (daily actions): keep the others going; this one is retried next run.
+      perform private.log_event(line, 'plan_change_deferred', sqlerrm, jsonb_build_object('subscription_id', due.id));
+    end;
   end loop;
   return queued;
 end;

@@ -372,7 +372,7 @@ create or replace trigger subscriptions_validate before insert or update on publ
 create or replace trigger port_requests_validate before insert or update of mdn on public.port_requests
   for each row execute function private.validate_port_request();
 
--- >>> sql/20_domain/30_lifecycle_core.sql (sha256 4f3b445e16edea4e538db72fd2cf93d5d487735b45de3b018c723f131f3b0bc5)
+-- >>> sql/20_domain/30_lifecycle_core.sql (sha256 4b555ecb5d69d4d512996733de07d8f0c45cb7cd2a9aacd5d356c7f43b7627d8)
 -- Building blocks of the line lifecycle (private): lock a line, check its state and the
 -- carrier's limits, write the event log and the outbox.
 
@@ -524,6 +524,21 @@ as $$
    where c.organization_id = set_sim_state.organization_id and c.id = set_sim_state.sim_id
 $$;
 
+-- Ends a line's plans at `at`: the one running then is closed, later ones (and one that
+-- would start exactly then, which never took effect) are removed.
+create or replace function private.end_subscriptions(organization_id uuid, subscriber_id uuid, at timestamptz)
+returns void
+language sql
+set search_path = ''
+as $$
+  delete from public.subscriptions s
+   where s.organization_id = end_subscriptions.organization_id and s.subscriber_id = end_subscriptions.subscriber_id
+     and lower(s.effective) >= end_subscriptions.at;
+  update public.subscriptions s set effective = tstzrange(lower(s.effective), end_subscriptions.at, '[)')
+   where s.organization_id = end_subscriptions.organization_id and s.subscriber_id = end_subscriptions.subscriber_id
+     and s.effective @> end_subscriptions.at;
+$$;
+
 -- The payload a carrier adapter needs for a line: identifiers and the wholesale plan code.
 create or replace function private.carrier_payload(line public.subscribers, extra jsonb default '{}')
 returns jsonb
@@ -548,9 +563,9 @@ revoke all on function private.actor_name(), private.lock_line(uuid, uuid),
   private.check_carrier_limits(public.subscribers, public.carrier_command_kind),
   private.log_event(public.subscribers, text, text, jsonb, uuid), private.snapshot(public.subscribers, jsonb),
   private.enqueue_command(public.subscribers, public.carrier_command_kind, jsonb, jsonb),
-  private.set_sim_state(uuid, uuid, public.sim_state), private.carrier_payload(public.subscribers, jsonb) from public;
+  private.set_sim_state(uuid, uuid, public.sim_state), private.end_subscriptions(uuid, uuid, timestamptz), private.carrier_payload(public.subscribers, jsonb) from public;
 
--- >>> sql/20_domain/40_lifecycle.sql (sha256 cd667f44437f76f718c760a2301c1acac90e2285d62128ac68a0d006ec754d73)
+-- >>> sql/20_domain/40_lifecycle.sql (sha256 39838ee610b0f475c1554b733ec75102e8235e75f85f4867fe9c3459556e27e1)
 -- The line lifecycle. These functions are the only way to change a line's state. Each
 -- checks the caller's role, locks the line, validates the transition, records the event and
 -- queues the carrier command; complete_carrier_command finalizes on the carrier's answer or
@@ -815,10 +830,7 @@ begin
   command_id := private.enqueue_command(line, 'deactivate', private.carrier_payload(line), private.snapshot(line));
   update public.subscribers s set status = 'cancelled', suspend_reason = null, cancelled_at = now()
    where s.organization_id = line.organization_id and s.id = line.id returning * into line;
-  update public.subscriptions s set effective = tstzrange(lower(s.effective), now(), '[)')
-   where s.organization_id = line.organization_id and s.subscriber_id = line.id and s.effective @> now();
-  delete from public.subscriptions s
-   where s.organization_id = line.organization_id and s.subscriber_id = line.id and lower(s.effective) > now();
+  perform private.end_subscriptions(line.organization_id, line.id, now());
   perform private.log_event(line, 'cancel_requested', cancel_subscriber.reason, '{}', command_id);
   return line;
 end;
@@ -986,7 +998,7 @@ grant execute on function public.activate_subscriber(uuid, uuid, uuid, uuid, uui
   public.add_add_on(uuid, uuid, uuid), public.swap_sim(uuid, uuid, uuid), public.change_device(uuid, uuid, uuid),
   public.port_in(uuid, uuid, text, uuid, uuid, text, text, text, uuid), public.port_out(uuid, uuid, text) to authenticated, service_role;
 
--- >>> sql/20_domain/50_carrier_results.sql (sha256 7326d98a49f10b7419168d81f1ce3ae3081cb7f8dfa3d8b0b47b6f592592250c)
+-- >>> sql/20_domain/50_carrier_results.sql (sha256 85cd9f7e32acb7fd0c67baf25d4b054e29286329ab448fdb2cbfd6c6e2f59806)
 -- The carrier's answer. The worker (or a carrier callback) reports each command's outcome
 -- here: success finalizes the line's network state; refusal restores the business state
 -- the command was issued from and records the carrier's reason.
@@ -1045,8 +1057,7 @@ begin
         update public.subscribers s set status = 'ported_out', network_status = 'deactivated', suspend_reason = null, cancelled_at = now()
          where s.organization_id = line.organization_id and s.id = line.id returning * into line;
         perform private.set_sim_state(line.organization_id, line.current_sim_id, 'deactivated');
-        update public.subscriptions s set effective = tstzrange(lower(s.effective), now(), '[)')
-         where s.organization_id = line.organization_id and s.subscriber_id = line.id and s.effective @> now();
+        perform private.end_subscriptions(line.organization_id, line.id, now());
         update public.port_requests p set status = 'completed', completed_at = now()
          where p.organization_id = line.organization_id and p.subscriber_id = line.id and p.direction = 'out' and p.status = 'submitted';
       when 'swap_sim' then
@@ -1078,8 +1089,7 @@ begin
       -- A line the carrier never accepted: it failed, its SIM goes back to inventory.
       update public.subscribers s set status = 'failed', network_status = 'none', current_sim_id = null
        where s.organization_id = line.organization_id and s.id = line.id;
-      update public.subscriptions s set effective = tstzrange(lower(s.effective), greatest(now(), lower(s.effective) + interval '1 microsecond'), '[)')
-       where s.organization_id = line.organization_id and s.subscriber_id = line.id and upper_inf(s.effective);
+      perform private.end_subscriptions(line.organization_id, line.id, now());
       update public.port_requests p set status = 'rejected', rejection_reason = complete_carrier_command.error
        where p.organization_id = line.organization_id and p.subscriber_id = line.id and p.direction = 'in' and p.status = 'submitted';
     elsif command.kind = 'change_plan' and not coalesce((snapshot ->> 'scheduled')::boolean, false) then
@@ -1141,11 +1151,16 @@ begin
                       and c.rollback_state ->> 'new_subscription_id' = s.id::text)
   loop
     line := private.lock_line(due.organization_id, due.subscriber_id);
-    perform private.enqueue_command(line, 'change_plan',
-      private.carrier_payload(line) || jsonb_build_object('rate_plan',
-        (select r.code from public.carrier_rate_plans r where r.organization_id = line.organization_id and r.id = due.carrier_rate_plan_id)),
-      private.snapshot(line, jsonb_build_object('new_subscription_id', due.id, 'scheduled', true)));
-    queued := queued + 1;
+    begin
+      perform private.enqueue_command(line, 'change_plan',
+        private.carrier_payload(line) || jsonb_build_object('rate_plan',
+          (select r.code from public.carrier_rate_plans r where r.organization_id = line.organization_id and r.id = due.carrier_rate_plan_id)),
+        private.snapshot(line, jsonb_build_object('new_subscription_id', due.id, 'scheduled', true)));
+      queued := queued + 1;
+    exception when sqlstate 'P0001' then
+      -- A carrier limit (daily actions): keep the others going; this one is retried next run.
+      perform private.log_event(line, 'plan_change_deferred', sqlerrm, jsonb_build_object('subscription_id', due.id));
+    end;
   end loop;
   return queued;
 end;

@@ -1,0 +1,61 @@
+-- Identifiers and the rules the database itself enforces, with messages an operator can act on.
+-- Check digits come from ../shared/fixtures (published examples), not from our own code.
+begin;
+select plan(24);
+
+select ok(public.is_valid_imei('490154203237518'), 'IMEI 490154203237518 (the standard example) is valid');
+select ok(public.is_valid_imei('354178036859789'), 'IMEI 354178036859789 (python-stdnum) is valid');
+select ok(public.is_valid_imei('449125546588769'), 'IMEI 449125546588769 is valid');
+select ok(not public.is_valid_imei('449145545588969'), 'IMEI 449145545588969 fails its check digit');
+select ok(public.is_valid_iccid('89014103211118510720'), 'ICCID 89014103211118510720 (20 digits) is valid');
+select ok(not public.is_valid_iccid('89012104211118510720'), 'ICCID 89012104211118510720 fails its check digit');
+select ok(public.is_valid_iccid('8965880812100011146'), 'ICCID 8965880812100011146 (19 digits) is valid');
+select ok(public.is_valid_mdn('+12342355678') and public.is_valid_mdn('+12812345678'), 'NANPA''s valid examples pass');
+select ok(not public.is_valid_mdn('+13141592653'), 'an exchange starting with 1 is refused (314-159-2653)');
+select ok(not public.is_valid_mdn('+11232345678'), 'an area code starting with 1 is refused (123-234-5678)');
+select ok(not public.is_valid_mdn('+12349115678'), 'an N11 exchange is refused (234-911-5678)');
+select is(public.normalize_mdn('312-555-0142'), '+13125550142', 'a 10-digit BeQuick MDN becomes E.164');
+
+select throws_ok($$ insert into public.sim_cards (organization_id, iccid, carrier_id)
+                    values ('10000000-0000-4000-8000-00000000000a', '89012104211118510720', 'ca100000-0000-4000-8000-00000000000a') $$,
+  '23514', 'ICCID 89012104211118510720 fails its check digit or is not 19–20 digits starting 89', 'a SIM with a bad ICCID is refused');
+select throws_ok($$ insert into public.devices (organization_id, imei) values ('10000000-0000-4000-8000-00000000000a', '449145545588969') $$,
+  '23514', 'IMEI 449145545588969 fails its check digit or is not 15 digits', 'a device with a bad IMEI is refused');
+select throws_ok($$ update public.subscribers set mdn = '3125550101' where id = '5b100000-0000-4000-8000-00000000000a' $$,
+  '23514', 'MDN 3125550101 is not a valid E.164 number', 'a line number that is not E.164 is refused');
+
+-- A second live line with the same number in one organization; the other organization may use it.
+insert into public.sim_cards (organization_id, id, iccid, carrier_id) values
+  ('10000000-0000-4000-8000-00000000000a', '54000000-0000-4000-8000-00000000000a', '89012600000000000045', 'ca100000-0000-4000-8000-00000000000a');
+select throws_ok($$ insert into public.subscribers (organization_id, account_id, mdn, carrier_id, status, current_sim_id)
+                    values ('10000000-0000-4000-8000-00000000000a', 'ac100000-0000-4000-8000-00000000000a', '+13125550101',
+                            'ca100000-0000-4000-8000-00000000000a', 'pending', '54000000-0000-4000-8000-00000000000a') $$,
+  '23505', 'MDN +13125550101 is already in use by another line', 'a duplicate live MDN in one organization is refused');
+select lives_ok($$ insert into public.subscribers (organization_id, account_id, mdn, carrier_id, status)
+                   values ('10000000-0000-4000-8000-00000000000b', 'ac100000-0000-4000-8000-00000000000b', '+13125550101',
+                           'ca100000-0000-4000-8000-00000000000b', 'pending') $$,
+  'another organization may use the same number');
+select throws_ok($$ insert into public.subscribers (organization_id, account_id, carrier_id, status, current_sim_id)
+                    values ('10000000-0000-4000-8000-00000000000a', 'ac100000-0000-4000-8000-00000000000a',
+                            'ca100000-0000-4000-8000-00000000000a', 'pending', '51000000-0000-4000-8000-00000000000a') $$,
+  '23505', 'SIM 89012600000000000011 is already assigned to another line', 'one SIM cannot serve two live lines');
+select throws_ok($$ insert into public.subscriptions (organization_id, subscriber_id, plan_id, effective)
+                    values ('10000000-0000-4000-8000-00000000000a', '5b100000-0000-4000-8000-00000000000a',
+                            'ba300000-0000-4000-8000-00000000000a', tstzrange('2026-03-01', '2026-04-01', '[)')) $$,
+  '23P01', null, 'overlapping subscriptions of one line are refused');
+select throws_ok($$ insert into public.subscriptions (organization_id, subscriber_id, plan_id, effective)
+                    values ('10000000-0000-4000-8000-00000000000a', '5b100000-0000-4000-8000-00000000000a',
+                            'ba300000-0000-4000-8000-00000000000a', tstzrange('2025-03-01', '2025-04-01', '[]')) $$,
+  '23514', null, 'subscription periods are half-open [from, to)');
+select throws_ok($$ update public.accounts set email = 'not-an-email' where id = 'ac000000-0000-4000-8000-00000000000a' $$,
+  '23514', '"not-an-email" is not an email address', 'a malformed email is refused');
+select throws_ok($$ update public.accounts set billing_day = 31 where id = 'ac000000-0000-4000-8000-00000000000a' $$,
+  '23514', 'billing day 31 is outside 1–28', 'a billing day past the 28th is refused');
+select throws_ok($$ update public.subscribers set status = 'suspended' where id = '5b100000-0000-4000-8000-00000000000a' $$,
+  '23514', null, 'a suspended line needs a reason');
+select throws_ok($$ insert into public.sim_cards (organization_id, iccid, kind, carrier_id)
+                    values ('10000000-0000-4000-8000-00000000000a', '89014103211118510720', 'esim', 'ca100000-0000-4000-8000-00000000000a') $$,
+  '23514', 'an eSIM needs its 32-digit EID (got none)', 'an eSIM without its EID is refused');
+
+select * from finish();
+rollback;
