@@ -1,7 +1,7 @@
 -- Structure guards: rules every table and function must keep, including those added later
 -- (ARCHITECTURE.md §4 and §7). A new table or function that breaks one fails here.
 begin;
-select plan(7);
+select plan(9);
 
 select is(
   array(select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -64,6 +64,21 @@ select is(
         order by 1),
   '{}'::text[],
   'policies are granted to authenticated (or narrower), never to public or anon');
+
+select is(
+  array(select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname in ('public', 'audit') and c.relkind in ('r', 'p', 'v', 'm') and obj_description(c.oid, 'pg_class') is null
+        order by 1),
+  '{}'::text[],
+  'every table and view analysts can reach has a comment');
+
+select is(
+  array(select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+        where n.nspname in ('public', 'private', 'audit') and p.prokind in ('f', 'p') and obj_description(p.oid, 'pg_proc') is null
+          and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
+        order by 1),
+  '{}'::text[],
+  'every function has a comment');
 
 select * from finish();
 rollback;
