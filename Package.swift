@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "wingtel", targets: ["wingtel"]),
         .library(name: "WingtelDatabase", targets: ["WingtelDatabase"]),
         .library(name: "WingtelMigrations", targets: ["WingtelMigrations"]),
+        .library(name: "WingtelClient", targets: ["WingtelClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -38,12 +39,32 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The command-line tool.
+        // The typed client: hand-written runtime plus the generated declarations (committed).
+        .target(
+            name: "WingtelClient",
+            dependencies: [
+                "WingtelDatabase",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The code generator behind `wingtel gen swift`: introspect → model → render.
+        .target(
+            name: "WingtelCodegen",
+            dependencies: [
+                "WingtelDatabase",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The command-line tool. It does not link WingtelClient: `wingtel gen swift` must build
+        // even when the committed generated code no longer compiles against a changed schema.
         .executableTarget(
             name: "wingtel",
             dependencies: [
                 "WingtelDatabase",
                 "WingtelMigrations",
+                "WingtelCodegen",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -65,6 +86,13 @@ let package = Package(
             name: "WingtelTenancyTests",
             dependencies: [
                 "WingtelDatabase", "WingtelTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "WingtelCodegenTests",
+            dependencies: [
+                "WingtelCodegen", "WingtelClient", "WingtelDatabase", "WingtelTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
