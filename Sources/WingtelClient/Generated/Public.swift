@@ -536,8 +536,14 @@ extension Public {
             public var error: String?
             public var createdAt: Date
             public var completedAt: Date?
+            /// The worker that holds the command (while in_flight without a carrier request id).
+            public var claimedBy: String?
+            /// A claimed command not reported by then is claimed again by another worker.
+            public var leaseUntil: Date?
+            /// Attempts before the command is given up (dead) and the line rolled back.
+            public var maxAttempts: Int32
 
-            public init(organizationId: UUID, id: UUID, subscriberId: UUID, carrierId: UUID, kind: Public.CarrierCommandKind, payload: JSONValue, rollbackState: JSONValue, idempotencyKey: String, status: Public.CommandStatus, attempts: Int32, nextAttemptAt: Date, carrierRequestId: String? = nil, result: JSONValue? = nil, error: String? = nil, createdAt: Date, completedAt: Date? = nil) {
+            public init(organizationId: UUID, id: UUID, subscriberId: UUID, carrierId: UUID, kind: Public.CarrierCommandKind, payload: JSONValue, rollbackState: JSONValue, idempotencyKey: String, status: Public.CommandStatus, attempts: Int32, nextAttemptAt: Date, carrierRequestId: String? = nil, result: JSONValue? = nil, error: String? = nil, createdAt: Date, completedAt: Date? = nil, claimedBy: String? = nil, leaseUntil: Date? = nil, maxAttempts: Int32) {
                 self.organizationId = organizationId
                 self.id = id
                 self.subscriberId = subscriberId
@@ -554,6 +560,9 @@ extension Public {
                 self.error = error
                 self.createdAt = createdAt
                 self.completedAt = completedAt
+                self.claimedBy = claimedBy
+                self.leaseUntil = leaseUntil
+                self.maxAttempts = maxAttempts
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -573,6 +582,9 @@ extension Public {
                 case error
                 case createdAt = "created_at"
                 case completedAt = "completed_at"
+                case claimedBy = "claimed_by"
+                case leaseUntil = "lease_until"
+                case maxAttempts = "max_attempts"
             }
         }
 
@@ -595,8 +607,14 @@ extension Public {
             public var error: String?
             public var createdAt: Date?
             public var completedAt: Date?
+            /// The worker that holds the command (while in_flight without a carrier request id).
+            public var claimedBy: String?
+            /// A claimed command not reported by then is claimed again by another worker.
+            public var leaseUntil: Date?
+            /// Attempts before the command is given up (dead) and the line rolled back.
+            public var maxAttempts: Int32?
 
-            public init(organizationId: UUID, id: UUID? = nil, subscriberId: UUID, carrierId: UUID, kind: Public.CarrierCommandKind, payload: JSONValue? = nil, rollbackState: JSONValue? = nil, idempotencyKey: String, status: Public.CommandStatus? = nil, attempts: Int32? = nil, nextAttemptAt: Date? = nil, carrierRequestId: String? = nil, result: JSONValue? = nil, error: String? = nil, createdAt: Date? = nil, completedAt: Date? = nil) {
+            public init(organizationId: UUID, id: UUID? = nil, subscriberId: UUID, carrierId: UUID, kind: Public.CarrierCommandKind, payload: JSONValue? = nil, rollbackState: JSONValue? = nil, idempotencyKey: String, status: Public.CommandStatus? = nil, attempts: Int32? = nil, nextAttemptAt: Date? = nil, carrierRequestId: String? = nil, result: JSONValue? = nil, error: String? = nil, createdAt: Date? = nil, completedAt: Date? = nil, claimedBy: String? = nil, leaseUntil: Date? = nil, maxAttempts: Int32? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.subscriberId = subscriberId
@@ -613,6 +631,9 @@ extension Public {
                 self.error = error
                 self.createdAt = createdAt
                 self.completedAt = completedAt
+                self.claimedBy = claimedBy
+                self.leaseUntil = leaseUntil
+                self.maxAttempts = maxAttempts
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -632,6 +653,9 @@ extension Public {
                 case error
                 case createdAt = "created_at"
                 case completedAt = "completed_at"
+                case claimedBy = "claimed_by"
+                case leaseUntil = "lease_until"
+                case maxAttempts = "max_attempts"
             }
         }
 
@@ -654,8 +678,14 @@ extension Public {
             public var error: String?
             public var createdAt: Date?
             public var completedAt: Date?
+            /// The worker that holds the command (while in_flight without a carrier request id).
+            public var claimedBy: String?
+            /// A claimed command not reported by then is claimed again by another worker.
+            public var leaseUntil: Date?
+            /// Attempts before the command is given up (dead) and the line rolled back.
+            public var maxAttempts: Int32?
 
-            public init(organizationId: UUID? = nil, id: UUID? = nil, subscriberId: UUID? = nil, carrierId: UUID? = nil, kind: Public.CarrierCommandKind? = nil, payload: JSONValue? = nil, rollbackState: JSONValue? = nil, idempotencyKey: String? = nil, status: Public.CommandStatus? = nil, attempts: Int32? = nil, nextAttemptAt: Date? = nil, carrierRequestId: String? = nil, result: JSONValue? = nil, error: String? = nil, createdAt: Date? = nil, completedAt: Date? = nil) {
+            public init(organizationId: UUID? = nil, id: UUID? = nil, subscriberId: UUID? = nil, carrierId: UUID? = nil, kind: Public.CarrierCommandKind? = nil, payload: JSONValue? = nil, rollbackState: JSONValue? = nil, idempotencyKey: String? = nil, status: Public.CommandStatus? = nil, attempts: Int32? = nil, nextAttemptAt: Date? = nil, carrierRequestId: String? = nil, result: JSONValue? = nil, error: String? = nil, createdAt: Date? = nil, completedAt: Date? = nil, claimedBy: String? = nil, leaseUntil: Date? = nil, maxAttempts: Int32? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.subscriberId = subscriberId
@@ -672,6 +702,9 @@ extension Public {
                 self.error = error
                 self.createdAt = createdAt
                 self.completedAt = completedAt
+                self.claimedBy = claimedBy
+                self.leaseUntil = leaseUntil
+                self.maxAttempts = maxAttempts
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -691,6 +724,9 @@ extension Public {
                 case error
                 case createdAt = "created_at"
                 case completedAt = "completed_at"
+                case claimedBy = "claimed_by"
+                case leaseUntil = "lease_until"
+                case maxAttempts = "max_attempts"
             }
         }
     }
@@ -2909,6 +2945,38 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
+    /// Takes up to max_count commands that are due (or whose lease ran out) for one worker, under a lease; concurrent workers get disjoint sets.
+    ///
+    /// - Remark: Generated from `public.claim_carrier_commands(text,integer,interval)`.
+    public struct ClaimCarrierCommands: WingtelFunction {
+        public typealias Output = [Public.CarrierCommands.Row]
+        public static let qualifiedName = "public.claim_carrier_commands"
+        public static let returns: WingtelReturnShape = .set
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "worker", sqlType: "text", hasDefault: false),
+            WingtelArgument(name: "max_count", sqlType: "integer", hasDefault: true),
+            WingtelArgument(name: "lease", sqlType: "interval", hasDefault: true),
+        ]
+
+        public var worker: String
+        public var maxCount: Int32?
+        public var lease: String?
+
+        public init(worker: String, maxCount: Int32? = nil, lease: String? = nil) {
+            self.worker = worker
+            self.maxCount = maxCount
+            self.lease = lease
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case worker
+            case maxCount = "max_count"
+            case lease
+        }
+    }
+}
+
+extension Public.Functions {
     /// Records the carrier's answer to a command (services only): success finalizes the network state, refusal restores the business state with the carrier's reason. Repeating the same answer changes nothing.
     ///
     /// - Remark: Generated from `public.complete_carrier_command(uuid,uuid,boolean,jsonb,text)`.
@@ -3164,6 +3232,38 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
+    /// The carrier accepted the request and will answer by callback with this request id; the command is no longer leased.
+    ///
+    /// - Remark: Generated from `public.mark_carrier_command_sent(uuid,uuid,text)`.
+    public struct MarkCarrierCommandSent: WingtelFunction {
+        public typealias Output = Public.CarrierCommands.Row?
+        public static let qualifiedName = "public.mark_carrier_command_sent"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "command_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "carrier_request_id", sqlType: "text", hasDefault: false),
+        ]
+
+        public var organizationId: UUID
+        public var commandId: UUID
+        public var carrierRequestId: String
+
+        public init(organizationId: UUID, commandId: UUID, carrierRequestId: String) {
+            self.organizationId = organizationId
+            self.commandId = commandId
+            self.carrierRequestId = carrierRequestId
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case commandId = "command_id"
+            case carrierRequestId = "carrier_request_id"
+        }
+    }
+}
+
+extension Public.Functions {
     /// E.164 form of a phone number written as 10-digit NANP (BeQuick MDNs), 1+10 digits or +E.164 with punctuation; null when it is not a valid number.
     ///
     /// - Remark: Generated from `public.normalize_mdn(text)`.
@@ -3327,6 +3427,42 @@ extension Public.Functions {
         public enum CodingKeys: String, CodingKey {
             case organizationId = "organization_id"
             case subscriberId = "subscriber_id"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// A transient failure: try again after a backoff with jitter (or retry_after); after max_attempts the command is dead and the line rolled back with the last error.
+    ///
+    /// - Remark: Generated from `public.retry_carrier_command(uuid,uuid,text,interval)`.
+    public struct RetryCarrierCommand: WingtelFunction {
+        public typealias Output = Public.CarrierCommands.Row?
+        public static let qualifiedName = "public.retry_carrier_command"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "command_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "error", sqlType: "text", hasDefault: false),
+            WingtelArgument(name: "retry_after", sqlType: "interval", hasDefault: true),
+        ]
+
+        public var organizationId: UUID
+        public var commandId: UUID
+        public var error: String
+        public var retryAfter: String?
+
+        public init(organizationId: UUID, commandId: UUID, error: String, retryAfter: String? = nil) {
+            self.organizationId = organizationId
+            self.commandId = commandId
+            self.error = error
+            self.retryAfter = retryAfter
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case commandId = "command_id"
+            case error
+            case retryAfter = "retry_after"
         }
     }
 }
