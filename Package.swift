@@ -57,6 +57,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Usage (CDR) files into the database: COPY into a staging table, then SQL.
+        .target(
+            name: "WingtelUsage",
+            dependencies: [
+                "WingtelDatabase",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The command-line tool. It does not link WingtelClient: `wingtel gen swift` must build
         // even when the committed generated code no longer compiles against a changed schema.
         .executableTarget(
@@ -65,6 +75,7 @@ let package = Package(
                 "WingtelDatabase",
                 "WingtelMigrations",
                 "WingtelCodegen",
+                "WingtelUsage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -95,6 +106,10 @@ let package = Package(
                 "WingtelCodegen", "WingtelClient", "WingtelDatabase", "WingtelTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
+        ),
+        .testTarget(
+            name: "WingtelUsageTests",
+            dependencies: ["WingtelUsage", "WingtelDatabase", "WingtelTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

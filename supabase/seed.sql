@@ -137,6 +137,26 @@ select o.id, ('5b100000-0000-4000-8000-00000000000' || o.s)::uuid, e.at, e.kind,
 from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as o (id, s)
 cross join (values (timestamptz '2026-01-05 14:00:00+00', 'port_in_requested'), (timestamptz '2026-01-05 15:00:00+00', 'port_in_confirmed')) as e (at, kind);
 
+
+-- Usage: one carrier file per organization with two records, a rollup and one quarantined row.
+select private.ensure_usage_partition('2026-01-01');
+insert into public.usage_batches (organization_id, id, source, file_name, rows_total, rows_inserted, rows_quarantined)
+select o.id, ('ba7c0000-0000-4000-8000-00000000000' || o.s)::uuid, 'verizon', 'usage-2026-01-06.csv', 3, 2, 1
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as o (id, s);
+insert into public.usage_records (organization_id, source, source_record_id, recorded_at, subscriber_id, kind, quantity, batch_id)
+select o.id, 'verizon', r.record_id, r.at, ('5b100000-0000-4000-8000-00000000000' || o.s)::uuid, r.kind::public.usage_kind, r.quantity,
+       ('ba7c0000-0000-4000-8000-00000000000' || o.s)::uuid
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as o (id, s)
+cross join (values ('vz-0001', timestamptz '2026-01-06 14:00:00+00', 'data', 734003200),
+                   ('vz-0002', timestamptz '2026-01-06 18:30:00+00', 'voice', 420)) as r (record_id, at, kind, quantity);
+insert into public.usage_daily (organization_id, subscriber_id, day, data_bytes, voice_seconds, sms_count)
+select o.id, ('5b100000-0000-4000-8000-00000000000' || o.s)::uuid, date '2026-01-06', 734003200, 420, 0
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as o (id, s);
+insert into public.usage_quarantine (organization_id, batch_id, line_number, raw, reason)
+select o.id, ('ba7c0000-0000-4000-8000-00000000000' || o.s)::uuid, 4,
+       '{"mdn": "+13125550199", "kind": "data", "quantity": 1024, "record_id": "vz-0003"}', 'no line with MDN +13125550199'
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as o (id, s);
+
 insert into public.customer_identities (organization_id, user_id, account_id) values
   ('10000000-0000-4000-8000-00000000000a', 'c0000000-0000-4000-8000-00000000000a', 'ac000000-0000-4000-8000-00000000000a'),
   ('10000000-0000-4000-8000-00000000000b', 'c0000000-0000-4000-8000-00000000000b', 'ac000000-0000-4000-8000-00000000000b');

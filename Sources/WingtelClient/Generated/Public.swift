@@ -178,6 +178,17 @@ extension Public {
 }
 
 extension Public {
+    /// data: bytes; voice: seconds; sms: messages.
+    ///
+    /// - Remark: Generated from enum `public.usage_kind`.
+    public enum UsageKind: String, Codable, Sendable, Hashable, CaseIterable {
+        case data
+        case voice
+        case sms
+    }
+}
+
+extension Public {
     /// The paying customer: contact, billing address (state, county and postal code locate the tax jurisdiction), billing day (1–28).
     ///
     /// - Remark: Generated from table `public.accounts`.
@@ -2656,6 +2667,447 @@ extension Public {
 }
 
 extension Public {
+    /// One delivery of usage (a carrier file or a callback batch) and what became of its rows.
+    ///
+    /// - Remark: Generated from table `public.usage_batches`.
+    public enum UsageBatches: WingtelTable {
+        public static let qualifiedName = "public.usage_batches"
+
+        /// A row as read from `public.usage_batches`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID
+            public var source: String
+            public var fileName: String?
+            public var fileSha256: String?
+            public var receivedAt: Date
+            public var receivedBy: String
+            public var rowsTotal: Int32
+            public var rowsInserted: Int32
+            public var rowsDuplicate: Int32
+            public var rowsQuarantined: Int32
+
+            public init(organizationId: UUID, id: UUID, source: String, fileName: String? = nil, fileSha256: String? = nil, receivedAt: Date, receivedBy: String, rowsTotal: Int32, rowsInserted: Int32, rowsDuplicate: Int32, rowsQuarantined: Int32) {
+                self.organizationId = organizationId
+                self.id = id
+                self.source = source
+                self.fileName = fileName
+                self.fileSha256 = fileSha256
+                self.receivedAt = receivedAt
+                self.receivedBy = receivedBy
+                self.rowsTotal = rowsTotal
+                self.rowsInserted = rowsInserted
+                self.rowsDuplicate = rowsDuplicate
+                self.rowsQuarantined = rowsQuarantined
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case source
+                case fileName = "file_name"
+                case fileSha256 = "file_sha256"
+                case receivedAt = "received_at"
+                case receivedBy = "received_by"
+                case rowsTotal = "rows_total"
+                case rowsInserted = "rows_inserted"
+                case rowsDuplicate = "rows_duplicate"
+                case rowsQuarantined = "rows_quarantined"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID?
+            public var source: String
+            public var fileName: String?
+            public var fileSha256: String?
+            public var receivedAt: Date?
+            public var receivedBy: String?
+            public var rowsTotal: Int32?
+            public var rowsInserted: Int32?
+            public var rowsDuplicate: Int32?
+            public var rowsQuarantined: Int32?
+
+            public init(organizationId: UUID, id: UUID? = nil, source: String, fileName: String? = nil, fileSha256: String? = nil, receivedAt: Date? = nil, receivedBy: String? = nil, rowsTotal: Int32? = nil, rowsInserted: Int32? = nil, rowsDuplicate: Int32? = nil, rowsQuarantined: Int32? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.source = source
+                self.fileName = fileName
+                self.fileSha256 = fileSha256
+                self.receivedAt = receivedAt
+                self.receivedBy = receivedBy
+                self.rowsTotal = rowsTotal
+                self.rowsInserted = rowsInserted
+                self.rowsDuplicate = rowsDuplicate
+                self.rowsQuarantined = rowsQuarantined
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case source
+                case fileName = "file_name"
+                case fileSha256 = "file_sha256"
+                case receivedAt = "received_at"
+                case receivedBy = "received_by"
+                case rowsTotal = "rows_total"
+                case rowsInserted = "rows_inserted"
+                case rowsDuplicate = "rows_duplicate"
+                case rowsQuarantined = "rows_quarantined"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var source: String?
+            public var fileName: String?
+            public var fileSha256: String?
+            public var receivedAt: Date?
+            public var receivedBy: String?
+            public var rowsTotal: Int32?
+            public var rowsInserted: Int32?
+            public var rowsDuplicate: Int32?
+            public var rowsQuarantined: Int32?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, source: String? = nil, fileName: String? = nil, fileSha256: String? = nil, receivedAt: Date? = nil, receivedBy: String? = nil, rowsTotal: Int32? = nil, rowsInserted: Int32? = nil, rowsDuplicate: Int32? = nil, rowsQuarantined: Int32? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.source = source
+                self.fileName = fileName
+                self.fileSha256 = fileSha256
+                self.receivedAt = receivedAt
+                self.receivedBy = receivedBy
+                self.rowsTotal = rowsTotal
+                self.rowsInserted = rowsInserted
+                self.rowsDuplicate = rowsDuplicate
+                self.rowsQuarantined = rowsQuarantined
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case source
+                case fileName = "file_name"
+                case fileSha256 = "file_sha256"
+                case receivedAt = "received_at"
+                case receivedBy = "received_by"
+                case rowsTotal = "rows_total"
+                case rowsInserted = "rows_inserted"
+                case rowsDuplicate = "rows_duplicate"
+                case rowsQuarantined = "rows_quarantined"
+            }
+        }
+    }
+}
+
+extension Public {
+    /// Usage per line per day (in the organization's time zone), kept up to date by ingestion: the table analysts and forecasting read.
+    ///
+    /// - Remark: Generated from table `public.usage_daily`.
+    public enum UsageDaily: WingtelTable {
+        public static let qualifiedName = "public.usage_daily"
+
+        /// A row as read from `public.usage_daily`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var subscriberId: UUID
+            public var day: WingtelDate
+            public var dataBytes: Int64
+            public var voiceSeconds: Int64
+            public var smsCount: Int64
+
+            public init(organizationId: UUID, subscriberId: UUID, day: WingtelDate, dataBytes: Int64, voiceSeconds: Int64, smsCount: Int64) {
+                self.organizationId = organizationId
+                self.subscriberId = subscriberId
+                self.day = day
+                self.dataBytes = dataBytes
+                self.voiceSeconds = voiceSeconds
+                self.smsCount = smsCount
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case subscriberId = "subscriber_id"
+                case day
+                case dataBytes = "data_bytes"
+                case voiceSeconds = "voice_seconds"
+                case smsCount = "sms_count"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var subscriberId: UUID
+            public var day: WingtelDate
+            public var dataBytes: Int64?
+            public var voiceSeconds: Int64?
+            public var smsCount: Int64?
+
+            public init(organizationId: UUID, subscriberId: UUID, day: WingtelDate, dataBytes: Int64? = nil, voiceSeconds: Int64? = nil, smsCount: Int64? = nil) {
+                self.organizationId = organizationId
+                self.subscriberId = subscriberId
+                self.day = day
+                self.dataBytes = dataBytes
+                self.voiceSeconds = voiceSeconds
+                self.smsCount = smsCount
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case subscriberId = "subscriber_id"
+                case day
+                case dataBytes = "data_bytes"
+                case voiceSeconds = "voice_seconds"
+                case smsCount = "sms_count"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var subscriberId: UUID?
+            public var day: WingtelDate?
+            public var dataBytes: Int64?
+            public var voiceSeconds: Int64?
+            public var smsCount: Int64?
+
+            public init(organizationId: UUID? = nil, subscriberId: UUID? = nil, day: WingtelDate? = nil, dataBytes: Int64? = nil, voiceSeconds: Int64? = nil, smsCount: Int64? = nil) {
+                self.organizationId = organizationId
+                self.subscriberId = subscriberId
+                self.day = day
+                self.dataBytes = dataBytes
+                self.voiceSeconds = voiceSeconds
+                self.smsCount = smsCount
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case subscriberId = "subscriber_id"
+                case day
+                case dataBytes = "data_bytes"
+                case voiceSeconds = "voice_seconds"
+                case smsCount = "sms_count"
+            }
+        }
+    }
+}
+
+extension Public {
+    /// Usage rows that could not be taken, kept with the line of the file and the reason (unknown MDN, negative quantity, dated in the future, unreadable).
+    ///
+    /// - Remark: Generated from table `public.usage_quarantine`.
+    public enum UsageQuarantine: WingtelTable {
+        public static let qualifiedName = "public.usage_quarantine"
+
+        /// A row as read from `public.usage_quarantine`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: Int64
+            public var batchId: UUID
+            public var lineNumber: Int32?
+            public var raw: JSONValue
+            public var reason: String
+            public var receivedAt: Date
+
+            public init(organizationId: UUID, id: Int64, batchId: UUID, lineNumber: Int32? = nil, raw: JSONValue, reason: String, receivedAt: Date) {
+                self.organizationId = organizationId
+                self.id = id
+                self.batchId = batchId
+                self.lineNumber = lineNumber
+                self.raw = raw
+                self.reason = reason
+                self.receivedAt = receivedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case batchId = "batch_id"
+                case lineNumber = "line_number"
+                case raw
+                case reason
+                case receivedAt = "received_at"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var batchId: UUID
+            public var lineNumber: Int32?
+            public var raw: JSONValue
+            public var reason: String
+            public var receivedAt: Date?
+
+            public init(organizationId: UUID, batchId: UUID, lineNumber: Int32? = nil, raw: JSONValue, reason: String, receivedAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.batchId = batchId
+                self.lineNumber = lineNumber
+                self.raw = raw
+                self.reason = reason
+                self.receivedAt = receivedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case batchId = "batch_id"
+                case lineNumber = "line_number"
+                case raw
+                case reason
+                case receivedAt = "received_at"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var batchId: UUID?
+            public var lineNumber: Int32?
+            public var raw: JSONValue?
+            public var reason: String?
+            public var receivedAt: Date?
+
+            public init(organizationId: UUID? = nil, batchId: UUID? = nil, lineNumber: Int32? = nil, raw: JSONValue? = nil, reason: String? = nil, receivedAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.batchId = batchId
+                self.lineNumber = lineNumber
+                self.raw = raw
+                self.reason = reason
+                self.receivedAt = receivedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case batchId = "batch_id"
+                case lineNumber = "line_number"
+                case raw
+                case reason
+                case receivedAt = "received_at"
+            }
+        }
+    }
+}
+
+extension Public {
+    /// Rated usage input, one row per carrier record: start time, line, kind and quantity (bytes, seconds or messages). A record delivered again is ignored. No foreign key to subscribers (ingestion resolves the line itself; a per-row check would halve the load rate).
+    ///
+    /// - Remark: Generated from table `public.usage_records`.
+    public enum UsageRecords: WingtelTable {
+        public static let qualifiedName = "public.usage_records"
+
+        /// A row as read from `public.usage_records`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var source: String
+            /// The carrier's own id of the record; with source and start time it makes re-deliveries count once.
+            public var sourceRecordId: String
+            public var recordedAt: Date
+            public var subscriberId: UUID
+            public var kind: Public.UsageKind
+            public var quantity: Int64
+            public var batchId: UUID
+
+            public init(organizationId: UUID, source: String, sourceRecordId: String, recordedAt: Date, subscriberId: UUID, kind: Public.UsageKind, quantity: Int64, batchId: UUID) {
+                self.organizationId = organizationId
+                self.source = source
+                self.sourceRecordId = sourceRecordId
+                self.recordedAt = recordedAt
+                self.subscriberId = subscriberId
+                self.kind = kind
+                self.quantity = quantity
+                self.batchId = batchId
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case source
+                case sourceRecordId = "source_record_id"
+                case recordedAt = "recorded_at"
+                case subscriberId = "subscriber_id"
+                case kind
+                case quantity
+                case batchId = "batch_id"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var source: String
+            /// The carrier's own id of the record; with source and start time it makes re-deliveries count once.
+            public var sourceRecordId: String
+            public var recordedAt: Date
+            public var subscriberId: UUID
+            public var kind: Public.UsageKind
+            public var quantity: Int64
+            public var batchId: UUID
+
+            public init(organizationId: UUID, source: String, sourceRecordId: String, recordedAt: Date, subscriberId: UUID, kind: Public.UsageKind, quantity: Int64, batchId: UUID) {
+                self.organizationId = organizationId
+                self.source = source
+                self.sourceRecordId = sourceRecordId
+                self.recordedAt = recordedAt
+                self.subscriberId = subscriberId
+                self.kind = kind
+                self.quantity = quantity
+                self.batchId = batchId
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case source
+                case sourceRecordId = "source_record_id"
+                case recordedAt = "recorded_at"
+                case subscriberId = "subscriber_id"
+                case kind
+                case quantity
+                case batchId = "batch_id"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var source: String?
+            /// The carrier's own id of the record; with source and start time it makes re-deliveries count once.
+            public var sourceRecordId: String?
+            public var recordedAt: Date?
+            public var subscriberId: UUID?
+            public var kind: Public.UsageKind?
+            public var quantity: Int64?
+            public var batchId: UUID?
+
+            public init(organizationId: UUID? = nil, source: String? = nil, sourceRecordId: String? = nil, recordedAt: Date? = nil, subscriberId: UUID? = nil, kind: Public.UsageKind? = nil, quantity: Int64? = nil, batchId: UUID? = nil) {
+                self.organizationId = organizationId
+                self.source = source
+                self.sourceRecordId = sourceRecordId
+                self.recordedAt = recordedAt
+                self.subscriberId = subscriberId
+                self.kind = kind
+                self.quantity = quantity
+                self.batchId = batchId
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case source
+                case sourceRecordId = "source_record_id"
+                case recordedAt = "recorded_at"
+                case subscriberId = "subscriber_id"
+                case kind
+                case quantity
+                case batchId = "batch_id"
+            }
+        }
+    }
+}
+
+extension Public {
     /// Typed calls of the functions in `public`.
     public enum Functions {}
 }
@@ -3048,6 +3500,42 @@ extension Public.Functions {
             case name
             case currency
             case timeZone = "time_zone"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Takes the rows of the session's usage_staging table into usage_records (operators and services): lines resolved by MDN, re-deliveries ignored, problems quarantined with the reason, daily rollups updated. Returns the batch with its counts.
+    ///
+    /// - Remark: Generated from `public.ingest_usage(uuid,text,text,text)`.
+    public struct IngestUsage: WingtelFunction {
+        public typealias Output = Public.UsageBatches.Row?
+        public static let qualifiedName = "public.ingest_usage"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "source", sqlType: "text", hasDefault: false),
+            WingtelArgument(name: "file_name", sqlType: "text", hasDefault: true),
+            WingtelArgument(name: "file_sha256", sqlType: "text", hasDefault: true),
+        ]
+
+        public var organizationId: UUID
+        public var source: String
+        public var fileName: String?
+        public var fileSha256: String?
+
+        public init(organizationId: UUID, source: String, fileName: String? = nil, fileSha256: String? = nil) {
+            self.organizationId = organizationId
+            self.source = source
+            self.fileName = fileName
+            self.fileSha256 = fileSha256
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case source
+            case fileName = "file_name"
+            case fileSha256 = "file_sha256"
         }
     }
 }

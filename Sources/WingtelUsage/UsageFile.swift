@@ -1,0 +1,175 @@
+import Foundation
+
+/// Reads a usage (CDR) file in Wingtel's canonical CSV layout — a header naming the columns
+/// `mdn, recorded_at, kind, quantity, record_id` in any order (other columns are ignored) —
+/// and turns each line into a row for COPY. Syntax is checked here; a line that fails keeps
+/// its line number and the reason, and ingest_usage quarantines it. Handles a UTF-8 BOM, CRLF
+/// line ends and double-quoted fields (not quoted line breaks: usage files have none).
+public struct UsageFileReader: Sendable {
+    public static let requiredColumns = ["mdn", "recorded_at", "kind", "quantity", "record_id"]
+
+    public enum ReadError: Error, CustomStringConvertible, Sendable {
+        case empty(String)
+        case missingColumns(String, [String])
+        public var description: String {
+            switch self {
+            case .empty(let file):
+                return "\(file) is empty; expected a header line naming \(UsageFileReader.requiredColumns.joined(separator: ", "))"
+            case .missingColumns(let file, let columns):
+                return
+                    "\(file) has no column \(columns.joined(separator: ", ")); the header must name \(UsageFileReader.requiredColumns.joined(separator: ", "))"
+            }
+        }
+    }
+
+    /// One line as it goes to the staging table.
+    public struct Row: Equatable, Sendable {
+        public var lineNumber: Int
+        public var mdn: String?
+        public var recordedAt: String?
+        public var kind: String?
+        public var quantity: Int64?
+        public var recordID: String?
+        public var problem: String?
+    }
+
+    let positions: [Int]  // index of each required column in a line
+
+    public init(header: String, file: String) throws(ReadError) {
+        var text = header
+        if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
+        let names = Self.fields(of: text).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        let missing = Self.requiredColumns.filter { !names.contains($0) }
+        guard missing.isEmpty else { throw .missingColumns(file, missing) }
+        positions = Self.requiredColumns.map { names.firstIndex(of: $0)! }
+    }
+
+    /// Splits one CSV line; double quotes group a field and `""` is a quote inside one.
+    static func fields(of line: String) -> [String] {
+        guard line.contains("\"") else { return line.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        var fields: [String] = []
+        var current = ""
+        var quoted = false
+        var iterator = line.makeIterator()
+        var pending: Character? = nil
+        while let character = pending ?? iterator.next() {
+            pending = nil
+            if quoted {
+                if character == "\"" {
+                    if let next = iterator.next() {
+                        if next == "\"" {
+                            current.append("\"")
+                        } else {
+                            quoted = false
+                            pending = next
+                        }
+                    } else {
+                        quoted = false
+                    }
+                } else {
+                    current.append(character)
+                }
+            } else if character == "\"" {
+                quoted = true
+            } else if character == "," {
+                fields.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        fields.append(current)
+        return fields
+    }
+
+    /// Parses one data line (without its line end).
+    public func row(_ line: String, number: Int) -> Row {
+        var row = Row(lineNumber: number)
+        let fields = Self.fields(of: line)
+        guard fields.count > positions.max()! else {
+            row.problem = "line \(number): expected at least \(positions.max()! + 1) columns, found \(fields.count)"
+            return row
+        }
+        let values = positions.map { fields[$0].trimmingCharacters(in: .whitespaces) }
+        row.mdn = values[0].isEmpty ? nil : values[0]
+        row.recordID = values[4].isEmpty ? nil : values[4]
+        if row.mdn == nil { row.problem = "line \(number): no MDN" }
+        if Self.isTimestamp(values[1]) {
+            row.recordedAt = values[1]
+        } else if row.problem == nil {
+            row.problem = "line \(number): unreadable start time \"\(values[1])\" (use ISO 8601, such as 2026-03-01T10:00:00Z)"
+        }
+        let kind = values[2].lowercased()
+        if kind == "data" || kind == "voice" || kind == "sms" {
+            row.kind = kind
+        } else if row.problem == nil {
+            row.problem = "line \(number): unknown usage kind \"\(values[2])\" (data, voice or sms)"
+        }
+        if let quantity = Int64(values[3]) {
+            row.quantity = quantity
+        } else if row.problem == nil {
+            row.problem = "line \(number): quantity \"\(values[3])\" is not a whole number"
+        }
+        if row.recordID == nil && row.problem == nil { row.problem = "line \(number): no record id" }
+        return row
+    }
+
+    /// `YYYY-MM-DD[T ]HH:MM[:SS[.f…]][Z|±HH[:MM]]`, with month, day, hour and minute in range.
+    static func isTimestamp(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        func digits(_ range: Range<Int>) -> Int? {
+            guard range.upperBound <= bytes.count else { return nil }
+            var value = 0
+            for index in range {
+                guard bytes[index] >= 48 && bytes[index] <= 57 else { return nil }
+                value = value * 10 + Int(bytes[index] - 48)
+            }
+            return value
+        }
+        guard bytes.count >= 16, digits(0..<4) != nil, bytes[4] == 45, let month = digits(5..<7), bytes[7] == 45,
+            let day = digits(8..<10), bytes[10] == 84 || bytes[10] == 32, let hour = digits(11..<13), bytes[13] == 58,
+            let minute = digits(14..<16), (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60
+        else { return false }
+        var index = 16
+        if index < bytes.count && bytes[index] == 58 {
+            guard let second = digits((index + 1)..<(index + 3)), second < 61 else { return false }
+            index += 3
+            if index < bytes.count && bytes[index] == 46 {
+                index += 1
+                let start = index
+                while index < bytes.count && bytes[index] >= 48 && bytes[index] <= 57 { index += 1 }
+                if index == start { return false }
+            }
+        }
+        if index == bytes.count { return true }
+        if bytes[index] == 90 { return index + 1 == bytes.count }  // Z
+        guard bytes[index] == 43 || bytes[index] == 45, digits((index + 1)..<(index + 3)) != nil else { return false }
+        index += 3
+        if index == bytes.count { return true }
+        if bytes[index] == 58 { index += 1 }
+        return digits(index..<(index + 2)) != nil && index + 2 == bytes.count
+    }
+
+    /// The row in COPY's text format (tab-separated, `\N` for null, backslashes escaped).
+    public static func copyLine(_ row: Row) -> String {
+        func field(_ value: String?) -> String {
+            guard let value else { return "\\N" }
+            var escaped = ""
+            escaped.reserveCapacity(value.utf8.count)
+            for character in value {
+                switch character {
+                case "\\": escaped += "\\\\"
+                case "\t": escaped += "\\t"
+                case "\n": escaped += "\\n"
+                case "\r": escaped += "\\r"
+                default: escaped.append(character)
+                }
+            }
+            return escaped
+        }
+        return [
+            String(row.lineNumber), field(row.mdn), field(row.recordedAt), field(row.kind), row.quantity.map(String.init) ?? "\\N",
+            field(row.recordID), field(row.problem),
+        ].joined(separator: "\t") + "\n"
+    }
+}
