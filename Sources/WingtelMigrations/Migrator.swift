@@ -146,8 +146,8 @@ public struct Migrator: Sendable {
     ) async throws -> PushResult {
         let local = try directory.load(skipped: progress)
         return try await Database.withConnection(settings, logger: logger) { connection in
+            // Released by pg_advisory_unlock below, or when the connection closes on an error.
             try await connection.execute("select pg_advisory_lock(\(Self.advisoryLockKey))", logger: logger)
-            defer { _ = connection }
             let history = try await readHistory(on: connection)
             let plan = plan(local: local, applied: history)
             if !plan.drifted.isEmpty { throw MigrationError.drifted(plan.drifted) }
@@ -160,7 +160,7 @@ public struct Migrator: Sendable {
                 result.wouldApply = plan.pending.map(\.fileName)
                 for file in plan.pending { progress("Would apply \(file.fileName) (\(file.statements.count) statements)") }
                 if plan.pending.isEmpty { progress("Remote database is up to date.") }
-                if options.includeSeed, let seed = try pendingSeed(on: connection, history: history) {
+                if options.includeSeed, let seed = try loadSeed() {
                     progress("Would seed \(Self.seedPath) (\(seed.statements.count) statements)")
                 }
                 return result
@@ -285,10 +285,6 @@ public struct Migrator: Sendable {
             throw MigrationError.unreadable(seedFile.path, reason: "it is not valid UTF-8")
         }
         return SeedScript(statements: SQLSplitter.split(text), hash: sha256Hex(data))
-    }
-
-    func pendingSeed(on connection: PostgresConnection, history: [AppliedMigration]) throws -> SeedScript? {
-        try loadSeed()
     }
 
     /// Runs the seed once per content hash (`supabase_migrations.seed_files`, as the CLI keeps it).

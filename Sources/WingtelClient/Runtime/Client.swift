@@ -226,7 +226,7 @@ public struct WingtelSession: Sendable {
     /// Runs a generated named query.
     public func run<Q: WingtelQuery>(_ query: Q) async throws -> Q.Output {
         let (text, _) = try json(query, what: "\(Q.self)")
-        var statement = PostgresQuery(unsafeSQL: Q.sql + (Q.kind == .one || Q.kind == .many ? "" : ""))
+        var statement = PostgresQuery(unsafeSQL: Q.sql)
         if Q.sql.contains("$1::jsonb") { statement.binds.append(text) }
         let decoder = WingtelJSON.decoder()
         switch Q.kind {
