@@ -67,6 +67,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The deterministic demo MVNO behind `wingtel seed demo`.
+        .target(
+            name: "WingtelDemo",
+            dependencies: [
+                "WingtelDatabase",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The command-line tool. It does not link WingtelClient: `wingtel gen swift` must build
         // even when the committed generated code no longer compiles against a changed schema.
         .executableTarget(
@@ -76,6 +85,7 @@ let package = Package(
                 "WingtelMigrations",
                 "WingtelCodegen",
                 "WingtelUsage",
+                "WingtelDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -110,6 +120,10 @@ let package = Package(
         .testTarget(
             name: "WingtelUsageTests",
             dependencies: ["WingtelUsage", "WingtelDatabase", "WingtelTestSupport"]
+        ),
+        .testTarget(
+            name: "WingtelDemoTests",
+            dependencies: ["WingtelDemo", "WingtelDatabase", "WingtelTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

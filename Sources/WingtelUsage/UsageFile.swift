@@ -1,4 +1,5 @@
 import Foundation
+import WingtelDatabase
 
 /// Reads a usage (CDR) file in Wingtel's canonical CSV layout — a header naming the columns
 /// `mdn, recorded_at, kind, quantity, record_id` in any order (other columns are ignored) —
@@ -150,26 +151,8 @@ public struct UsageFileReader: Sendable {
         return digits(index..<(index + 2)) != nil && index + 2 == bytes.count
     }
 
-    /// The row in COPY's text format (tab-separated, `\N` for null, backslashes escaped).
+    /// The row in COPY's text format.
     public static func copyLine(_ row: Row) -> String {
-        func field(_ value: String?) -> String {
-            guard let value else { return "\\N" }
-            var escaped = ""
-            escaped.reserveCapacity(value.utf8.count)
-            for character in value {
-                switch character {
-                case "\\": escaped += "\\\\"
-                case "\t": escaped += "\\t"
-                case "\n": escaped += "\\n"
-                case "\r": escaped += "\\r"
-                default: escaped.append(character)
-                }
-            }
-            return escaped
-        }
-        return [
-            String(row.lineNumber), field(row.mdn), field(row.recordedAt), field(row.kind), row.quantity.map(String.init) ?? "\\N",
-            field(row.recordID), field(row.problem),
-        ].joined(separator: "\t") + "\n"
+        CopyText.row([String(row.lineNumber), row.mdn, row.recordedAt, row.kind, row.quantity.map(String.init), row.recordID, row.problem])
     }
 }
