@@ -109,7 +109,10 @@ public struct DemoGenerator: Sendable {
             throw DemoError.invalid("--org must be lower-case letters, digits and dashes (2–63 characters)")
         }
         let started = ContinuousClock.now
-        var random = DemoRandom(seed: options.seed)
+        // The slug is part of the stream, so two demo organizations in one database never share ids
+        // (auth.users is global); FNV-1a keeps it the same on every platform.
+        let slugHash = options.slug.utf8.reduce(UInt64(0xCBF2_9CE4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01B3 }
+        var random = DemoRandom(seed: options.seed ^ slugHash)
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         let end = calendar.startOfDay(for: options.asOf)

@@ -45,6 +45,11 @@ struct DemoGeneratorTests {
         #expect(a == b)
         #expect(!a.contains(""))
         #expect(a != c)
+        // A second demo organization with the same seed fits beside the first (auth.users is global).
+        var twin = options
+        twin.slug = "det-twin"
+        _ = try await DemoGenerator(options: twin).run(first)
+        #expect(try await Probe.int(first, "select count(*) from organizations where slug in ('det-demo', 'det-twin')") == 2)
     }
 
     @Test("the data has the documented shape: overage and light users, heavy tails, churn, dunning")
