@@ -67,7 +67,7 @@ extension PostgresConnection {
             try await self.query("commit", logger: logger)
             return result
         } catch {
-            try? await self.query("rollback", logger: logger)
+            _ = try? await self.query("rollback", logger: logger)
             throw error
         }
     }

@@ -48,7 +48,7 @@ struct IdentityTests {
     @Test("a service's changes are audited under its name and the request id")
     func serviceActor() async throws {
         let settings = try await TestCluster.shared.migratedDatabase()
-        try await Database.withIdentity(.service(name: "carrier-webhook"), on: settings, requestID: "req-42") { connection in
+        _ = try await Database.withIdentity(.service(name: "carrier-webhook"), on: settings, requestID: "req-42") { connection in
             try await connection.query(
                 "update organizations set settings = '{\"x\": 1}' where id = \(Self.acme)", logger: Logger(label: "t"))
         }
