@@ -23,8 +23,10 @@ public struct Generator: Sendable {
         try await Database.withConnection(settings, logger: logger) { connection in
             let introspector = Introspector(schemas: schemas, logger: logger)
             var model = try await introspector.introspect(connection)
-            model.queries = try await NamedQueryCompiler(logger: logger).compile(
-                directory: queriesDirectory, connection: connection, mapper: introspector, catalog: model)
+            let named = try await NamedQueryCompiler(logger: logger).compile(
+                directory: queriesDirectory, connection: connection, introspector: introspector)
+            model.queries = named.queries
+            model.diagnostics = Array(Set(model.diagnostics + named.diagnostics)).sorted()
             return model
         }
     }

@@ -88,31 +88,35 @@ public struct NamedQueryCompiler: Sendable {
         return sources
     }
 
-    /// All queries of a folder, described against the database.
-    public func compile(directory: URL, connection: PostgresConnection, mapper types: Introspector, catalog: CatalogModel) async throws
-        -> [NamedQuery]
+    /// All queries of a folder, described against the database, with the diagnostics of their types.
+    public func compile(directory: URL, connection: PostgresConnection, introspector: Introspector) async throws
+        -> (queries: [NamedQuery], diagnostics: [String])
     {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return [] }
-        var queries: [NamedQuery] = []
-        for name in names.sorted() where name.hasSuffix(".sql") {
-            let text = try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
-            for source in try Self.parse(file: "sql/queries/\(name)", text: text) {
-                queries.append(try await describe(source, connection: connection, schemas: types))
-            }
-        }
-        return queries
-    }
-
-    func describe(_ source: Source, connection: PostgresConnection, schemas introspector: Introspector) async throws -> NamedQuery {
-        let statement = "wingtel_codegen_\(abs(source.name.hashValue) % 1_000_000)"
-        func fail(_ error: any Error) -> NamedQueryError {
-            NamedQueryError(file: source.file, query: source.name, message: SQLFailure(error)?.description ?? describeDatabaseError(error))
-        }
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return ([], []) }
+        // The type catalog is read once for all queries.
         let types = try await introspector.loadTypes(connection)
         let relations = try await introspector.loadRelationNames(connection)
         let diagnostics = Introspector.Diagnostics()
         let mapper = TypeMapper(types: types, relations: relations, exposed: Set(introspector.schemas), diagnostics: diagnostics)
+        var queries: [NamedQuery] = []
+        for name in names.sorted() where name.hasSuffix(".sql") {
+            let text = try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
+            for (index, source) in try Self.parse(file: "sql/queries/\(name)", text: text).enumerated() {
+                queries.append(
+                    try await describe(
+                        source, statement: "wingtel_codegen_\(queries.count)_\(index)", connection: connection, types: types, mapper: mapper
+                    ))
+            }
+        }
+        return (queries, diagnostics.messages.sorted())
+    }
 
+    func describe(
+        _ source: Source, statement: String, connection: PostgresConnection, types: [Int64: Introspector.TypeInfo], mapper: TypeMapper
+    ) async throws -> NamedQuery {
+        func fail(_ error: any Error) -> NamedQueryError {
+            NamedQueryError(file: source.file, query: source.name, message: SQLFailure(error)?.description ?? describeDatabaseError(error))
+        }
         do {
             try await connection.execute("prepare \(statement) as \(source.sql)", logger: logger)
         } catch {

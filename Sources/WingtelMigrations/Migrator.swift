@@ -138,6 +138,7 @@ public struct Migrator: Sendable {
         public var applied: [String] = []
         public var wouldApply: [String] = []
         public var seeded: Bool = false
+        public var wouldSeed: Bool = false
     }
 
     /// Applies pending migrations (and the seed, when asked). `progress` gets one line per step.
@@ -161,7 +162,12 @@ public struct Migrator: Sendable {
                 for file in plan.pending { progress("Would apply \(file.fileName) (\(file.statements.count) statements)") }
                 if plan.pending.isEmpty { progress("Remote database is up to date.") }
                 if options.includeSeed, let seed = try loadSeed() {
-                    progress("Would seed \(Self.seedPath) (\(seed.statements.count) statements)")
+                    if try await appliedSeedHash(on: connection) == seed.hash {
+                        progress("Seed \(Self.seedPath) already applied (same content).")
+                    } else {
+                        progress("Would seed \(Self.seedPath) (\(seed.statements.count) statements)")
+                        result.wouldSeed = true
+                    }
                 }
                 return result
             }
@@ -288,6 +294,17 @@ public struct Migrator: Sendable {
     }
 
     /// Runs the seed once per content hash (`supabase_migrations.seed_files`, as the CLI keeps it).
+    /// The hash recorded for the seed file, nil when it was never applied (or no history exists yet).
+    func appliedSeedHash(on connection: PostgresConnection) async throws -> String? {
+        let exists = try await connection.query("select to_regclass('supabase_migrations.seed_files') is not null", logger: logger)
+        for try await present in exists.decode(Bool.self) where !present { return nil }
+        let rows = try await connection.query(
+            "select hash from supabase_migrations.seed_files where path = \(Self.seedPath)", logger: logger)
+        var applied: String?
+        for try await hash in rows.decode(String.self) { applied = hash }
+        return applied
+    }
+
     func seed(on connection: PostgresConnection, progress: @Sendable (String) -> Void) async throws -> Bool {
         guard let seed = try loadSeed() else {
             progress("No seed file at \(Self.seedPath); nothing to seed.")
@@ -297,10 +314,7 @@ public struct Migrator: Sendable {
         try await connection.execute(
             "create table if not exists supabase_migrations.seed_files (path text not null primary key, hash text not null)",
             logger: logger)
-        let rows = try await connection.query(
-            "select hash from supabase_migrations.seed_files where path = \(Self.seedPath)", logger: logger)
-        var appliedHash: String?
-        for try await hash in rows.decode(String.self) { appliedHash = hash }
+        let appliedHash = try await appliedSeedHash(on: connection)
         if appliedHash == seed.hash {
             progress("Seed \(Self.seedPath) already applied (same content).")
             return false

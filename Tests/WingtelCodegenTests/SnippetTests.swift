@@ -25,16 +25,10 @@ struct SnippetTests {
     func render(_ ddl: String, queries: [String: String] = [:]) async throws -> (files: [String: String], model: CatalogModel) {
         let settings = try await TestCluster.shared.emptyDatabase()
         try await Probe.execute(settings, ddl)
-        let folder = try TemporaryDirectory("queries")
-        defer { folder.remove() }
-        for (name, text) in queries { try folder.write(name, text) }
-        let model = try await Database.withConnection(settings) { connection in
-            let introspector = Introspector(schemas: ["public"])
-            var model = try await introspector.introspect(connection)
-            model.queries = try await NamedQueryCompiler().compile(
-                directory: folder.url, connection: connection, mapper: introspector, catalog: model)
-            return model
-        }
+        let project = try TemporaryDirectory("project")
+        defer { project.remove() }
+        for (name, text) in queries { try project.write("sql/queries/\(name)", text) }
+        let model = try await Generator(layout: ProjectLayout(root: project.url)).model(settings)
         let files = SwiftRenderer().render(model)
         return (files, model)
     }
@@ -193,6 +187,14 @@ struct SnippetTests {
         #expect(containsLines(swift, "public var personId: Int32\n"))
         #expect(containsLines(swift, "public struct Rename: WingtelQuery {\n        public typealias Output = Int64\n"))
         #expect(containsLines(swift, "returning 1)\n            select count(*) from wingtel_query"))
+    }
+
+    @Test("an unsupported type in a named query's result is diagnosed like one in a table")
+    func queryDiagnostics() async throws {
+        let (_, model) = try await render(
+            "create table public.places (id int primary key, spot point);",
+            queries: ["places.sql": "-- name: Spots :many\nselect id, spot from public.places;"])
+        #expect(model.diagnostics.contains("unsupported type point in query Spots column spot: emitted as JSONValue"))
     }
 
     @Test("a named query with a syntax error or an unknown column names the file, the query and the database's message")
