@@ -167,3 +167,52 @@ insert into public.organization_invitations (organization_id, id, email, role, t
    sha256(convert_to('seed-invitation-acme', 'UTF8')), 'a0000000-0000-4000-8000-000000000001'),
   ('10000000-0000-4000-8000-00000000000b', '1b000000-0000-4000-8000-000000000001', 'newcomer@bolt.test', 'agent',
    sha256(convert_to('seed-invitation-bolt', 'UTF8')), 'b0000000-0000-4000-8000-000000000001');
+
+-- Billing: a policy, tax and fee rates for the two accounts' jurisdictions, a discount, an
+-- activation fee, then the February 2026 bill run, payments (one declined), a credit note,
+-- a wallet top-up and a dunning run — all through the billing functions.
+insert into public.billing_policies (organization_id)
+values ('10000000-0000-4000-8000-00000000000a'), ('10000000-0000-4000-8000-00000000000b');
+
+insert into public.tax_rates (organization_id, id, code, name, kind, state, county, percent, per_line_cents)
+select o.id, (t.prefix || '-0000-4000-8000-00000000000' || o.s)::uuid, t.code, t.name, t.kind::public.tax_kind, t.state, t.county, t.percent, t.per_line
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as o (id, s)
+cross join (values ('7a100000', 'US-USF', 'Federal Universal Service Fund', 'usf', null, null, 13.6, null),
+                   ('7a200000', 'IL-SALES', 'Illinois sales tax', 'sales_tax', 'IL', null, 6.25, null),
+                   ('7a300000', 'IL-COOK', 'Cook County sales tax', 'sales_tax', 'IL', 'Cook', 1.75, null),
+                   ('7a400000', 'IL-E911', 'Illinois 911 surcharge', 'e911', 'IL', null, null, 150),
+                   ('7a500000', 'NY-SALES', 'New York sales tax', 'sales_tax', 'NY', null, 4.0, null),
+                   ('7a600000', 'NY-E911', 'New York 911 surcharge', 'e911', 'NY', null, null, 120))
+  as t (prefix, code, name, kind, state, county, percent, per_line);
+
+insert into public.account_discounts (organization_id, id, account_id, description, percent_off, starts_on)
+select o.id, ('d1500000-0000-4000-8000-00000000000' || o.s)::uuid, ('ac100000-0000-4000-8000-00000000000' || o.s)::uuid,
+       'Loyalty 10%', 10, date '2026-01-01'
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as o (id, s);
+
+insert into public.account_charges (organization_id, id, account_id, subscriber_id, kind, description, amount_cents, charge_on, created_by)
+select o.id, ('c4a00000-0000-4000-8000-00000000000' || o.s)::uuid, ('ac000000-0000-4000-8000-00000000000' || o.s)::uuid,
+       ('5b100000-0000-4000-8000-00000000000' || o.s)::uuid, 'one_off', 'Activation fee', 2500, date '2026-01-05', o.staff
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a', 'a0000000-0000-4000-8000-000000000004'::uuid),
+             ('10000000-0000-4000-8000-00000000000b'::uuid, 'b', 'b0000000-0000-4000-8000-000000000004'::uuid)) as o (id, s, staff);
+
+select public.run_bill_cycle(o.id, date '2026-02-01', timestamptz '2026-02-20 12:00:00+00')
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid), ('10000000-0000-4000-8000-00000000000b'::uuid)) as o (id);
+
+-- A: past due, then paid after a declined card; a goodwill credit goes to the wallet.
+select public.run_dunning('10000000-0000-4000-8000-00000000000a', timestamptz '2026-03-08 12:00:00+00');
+select public.record_payment('10000000-0000-4000-8000-00000000000a', 'ac000000-0000-4000-8000-00000000000a', 6000, 'seed-declined-a',
+                             'card', 'stripe', 'ch_seed_declined_a', false, 'card_declined', 'Your card was declined.', timestamptz '2026-03-09 10:00:00+00');
+select public.record_payment('10000000-0000-4000-8000-00000000000a', 'ac000000-0000-4000-8000-00000000000a', i.total_cents, 'seed-paid-a',
+                             'card', 'stripe', 'ch_seed_paid_a', true, null, null, timestamptz '2026-03-09 10:05:00+00')
+from public.invoices i where i.organization_id = '10000000-0000-4000-8000-00000000000a';
+select public.issue_credit_note('10000000-0000-4000-8000-00000000000a', i.id, 500, 'Goodwill: network outage 2026-02-12')
+from public.invoices i where i.organization_id = '10000000-0000-4000-8000-00000000000a';
+
+-- B: a credit note, a partial wallet top-up that pays part of the invoice, and dunning.
+select public.issue_credit_note('10000000-0000-4000-8000-00000000000b', i.id, 300, 'Billing correction')
+from public.invoices i where i.organization_id = '10000000-0000-4000-8000-00000000000b';
+select public.top_up_wallet('10000000-0000-4000-8000-00000000000b', 'ac000000-0000-4000-8000-00000000000b', 1000, 'seed-top-up-b');
+select public.record_payment('10000000-0000-4000-8000-00000000000b', 'ac000000-0000-4000-8000-00000000000b', 2000, 'seed-partial-b',
+                             'ach', 'zift', 'zift-seed-1', true, null, null, timestamptz '2026-03-01 09:00:00+00');
+select public.run_dunning('10000000-0000-4000-8000-00000000000b', timestamptz '2026-03-14 12:00:00+00');

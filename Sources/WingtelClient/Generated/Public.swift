@@ -51,6 +51,23 @@ extension Public {
 }
 
 extension Public {
+    /// What an invoice line is: recurring plan charge (in advance), proration of a mid-cycle change, add-on, usage overage (in arrears), usage re-rated after its invoice, one-off charge, one-off credit, discount, tax or regulatory fee.
+    ///
+    /// - Remark: Generated from enum `public.charge_kind`.
+    public enum ChargeKind: String, Codable, Sendable, Hashable, CaseIterable {
+        case recurring
+        case proration
+        case addOn = "add_on"
+        case usage
+        case usageAdjustment = "usage_adjustment"
+        case oneOff = "one_off"
+        case credit
+        case discount
+        case tax
+    }
+}
+
+extension Public {
     /// Outbox state: pending (waiting for the worker), in_flight (sent; awaiting the carrier), succeeded, failed (carrier refused: business state rolled back), dead (gave up after retries).
     ///
     /// - Remark: Generated from enum `public.command_status`.
@@ -69,6 +86,50 @@ extension Public {
         case compatible
         case incompatible
         case unknown
+    }
+}
+
+extension Public {
+    /// What dunning did for an overdue invoice.
+    ///
+    /// - Remark: Generated from enum `public.dunning_step`.
+    public enum DunningStep: String, Codable, Sendable, Hashable, CaseIterable {
+        case reminder
+        case pastDue = "past_due"
+        case suspended
+        case restored
+        case writtenOff = "written_off"
+    }
+}
+
+extension Public {
+    /// open: due, not yet overdue by the policy's grace; past_due: overdue; paid: settled by payments, credits or a wallet; written_off: given up by dunning or staff.
+    ///
+    /// - Remark: Generated from enum `public.invoice_status`.
+    public enum InvoiceStatus: String, Codable, Sendable, Hashable, CaseIterable {
+        case `open`
+        case pastDue = "past_due"
+        case paid
+        case writtenOff = "written_off"
+        case void
+    }
+}
+
+extension Public {
+    /// The chart of accounts of the double-entry ledger. Debits are positive amounts, credits negative; every transaction sums to zero.
+    ///
+    /// - Remark: Generated from enum `public.ledger_account`.
+    public enum LedgerAccount: String, Codable, Sendable, Hashable, CaseIterable {
+        case accountsReceivable = "accounts_receivable"
+        case cash
+        case revenueRecurring = "revenue_recurring"
+        case revenueUsage = "revenue_usage"
+        case revenueOneOff = "revenue_one_off"
+        case discounts
+        case creditsIssued = "credits_issued"
+        case taxPayable = "tax_payable"
+        case walletLiability = "wallet_liability"
+        case badDebt = "bad_debt"
     }
 }
 
@@ -109,6 +170,16 @@ extension Public {
         case active
         case suspended
         case deactivated
+    }
+}
+
+extension Public {
+    /// A payment attempt either moved money (succeeded; refunds are tracked in refunded_cents) or did not (failed, with the provider's code).
+    ///
+    /// - Remark: Generated from enum `public.payment_status`.
+    public enum PaymentStatus: String, Codable, Sendable, Hashable, CaseIterable {
+        case succeeded
+        case failed
     }
 }
 
@@ -178,6 +249,18 @@ extension Public {
 }
 
 extension Public {
+    /// sales_tax: state/local tax on service; usf: federal Universal Service Fund contribution; e911: per-line 911 fee; regulatory_fee: any other percentage or per-line fee.
+    ///
+    /// - Remark: Generated from enum `public.tax_kind`.
+    public enum TaxKind: String, Codable, Sendable, Hashable, CaseIterable {
+        case salesTax = "sales_tax"
+        case usf
+        case e911
+        case regulatoryFee = "regulatory_fee"
+    }
+}
+
+extension Public {
     /// data: bytes; voice: seconds; sms: messages.
     ///
     /// - Remark: Generated from enum `public.usage_kind`.
@@ -185,6 +268,264 @@ extension Public {
         case data
         case voice
         case sms
+    }
+}
+
+extension Public {
+    /// One-off charges (activation fee, device) and credits (goodwill) waiting for the next invoice; invoice_id is set when billed.
+    ///
+    /// - Remark: Generated from table `public.account_charges`.
+    public enum AccountCharges: WingtelTable {
+        public static let qualifiedName = "public.account_charges"
+
+        /// A row as read from `public.account_charges`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID
+            public var accountId: UUID
+            public var subscriberId: UUID?
+            public var kind: Public.ChargeKind
+            public var description: String
+            public var amountCents: Int64
+            public var chargeOn: WingtelDate
+            public var invoiceId: UUID?
+            public var createdAt: Date
+            public var createdBy: UUID?
+
+            public init(organizationId: UUID, id: UUID, accountId: UUID, subscriberId: UUID? = nil, kind: Public.ChargeKind, description: String, amountCents: Int64, chargeOn: WingtelDate, invoiceId: UUID? = nil, createdAt: Date, createdBy: UUID? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.subscriberId = subscriberId
+                self.kind = kind
+                self.description = description
+                self.amountCents = amountCents
+                self.chargeOn = chargeOn
+                self.invoiceId = invoiceId
+                self.createdAt = createdAt
+                self.createdBy = createdBy
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case subscriberId = "subscriber_id"
+                case kind
+                case description
+                case amountCents = "amount_cents"
+                case chargeOn = "charge_on"
+                case invoiceId = "invoice_id"
+                case createdAt = "created_at"
+                case createdBy = "created_by"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID?
+            public var accountId: UUID
+            public var subscriberId: UUID?
+            public var kind: Public.ChargeKind
+            public var description: String
+            public var amountCents: Int64
+            public var chargeOn: WingtelDate?
+            public var invoiceId: UUID?
+            public var createdAt: Date?
+            public var createdBy: UUID?
+
+            public init(organizationId: UUID, id: UUID? = nil, accountId: UUID, subscriberId: UUID? = nil, kind: Public.ChargeKind, description: String, amountCents: Int64, chargeOn: WingtelDate? = nil, invoiceId: UUID? = nil, createdAt: Date? = nil, createdBy: UUID? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.subscriberId = subscriberId
+                self.kind = kind
+                self.description = description
+                self.amountCents = amountCents
+                self.chargeOn = chargeOn
+                self.invoiceId = invoiceId
+                self.createdAt = createdAt
+                self.createdBy = createdBy
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case subscriberId = "subscriber_id"
+                case kind
+                case description
+                case amountCents = "amount_cents"
+                case chargeOn = "charge_on"
+                case invoiceId = "invoice_id"
+                case createdAt = "created_at"
+                case createdBy = "created_by"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var accountId: UUID?
+            public var subscriberId: UUID?
+            public var kind: Public.ChargeKind?
+            public var description: String?
+            public var amountCents: Int64?
+            public var chargeOn: WingtelDate?
+            public var invoiceId: UUID?
+            public var createdAt: Date?
+            public var createdBy: UUID?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, accountId: UUID? = nil, subscriberId: UUID? = nil, kind: Public.ChargeKind? = nil, description: String? = nil, amountCents: Int64? = nil, chargeOn: WingtelDate? = nil, invoiceId: UUID? = nil, createdAt: Date? = nil, createdBy: UUID? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.subscriberId = subscriberId
+                self.kind = kind
+                self.description = description
+                self.amountCents = amountCents
+                self.chargeOn = chargeOn
+                self.invoiceId = invoiceId
+                self.createdAt = createdAt
+                self.createdBy = createdBy
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case subscriberId = "subscriber_id"
+                case kind
+                case description
+                case amountCents = "amount_cents"
+                case chargeOn = "charge_on"
+                case invoiceId = "invoice_id"
+                case createdAt = "created_at"
+                case createdBy = "created_by"
+            }
+        }
+    }
+}
+
+extension Public {
+    /// Discounts and promotions on an account's recurring charges, for the cycles that start within [starts_on, ends_on).
+    ///
+    /// - Remark: Generated from table `public.account_discounts`.
+    public enum AccountDiscounts: WingtelTable {
+        public static let qualifiedName = "public.account_discounts"
+
+        /// A row as read from `public.account_discounts`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID
+            public var accountId: UUID
+            public var description: String
+            public var percentOff: Decimal?
+            public var amountOffCents: Int64?
+            public var startsOn: WingtelDate
+            public var endsOn: WingtelDate?
+            public var createdAt: Date
+
+            public init(organizationId: UUID, id: UUID, accountId: UUID, description: String, percentOff: Decimal? = nil, amountOffCents: Int64? = nil, startsOn: WingtelDate, endsOn: WingtelDate? = nil, createdAt: Date) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.description = description
+                self.percentOff = percentOff
+                self.amountOffCents = amountOffCents
+                self.startsOn = startsOn
+                self.endsOn = endsOn
+                self.createdAt = createdAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case description
+                case percentOff = "percent_off"
+                case amountOffCents = "amount_off_cents"
+                case startsOn = "starts_on"
+                case endsOn = "ends_on"
+                case createdAt = "created_at"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID?
+            public var accountId: UUID
+            public var description: String
+            public var percentOff: Decimal?
+            public var amountOffCents: Int64?
+            public var startsOn: WingtelDate
+            public var endsOn: WingtelDate?
+            public var createdAt: Date?
+
+            public init(organizationId: UUID, id: UUID? = nil, accountId: UUID, description: String, percentOff: Decimal? = nil, amountOffCents: Int64? = nil, startsOn: WingtelDate, endsOn: WingtelDate? = nil, createdAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.description = description
+                self.percentOff = percentOff
+                self.amountOffCents = amountOffCents
+                self.startsOn = startsOn
+                self.endsOn = endsOn
+                self.createdAt = createdAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case description
+                case percentOff = "percent_off"
+                case amountOffCents = "amount_off_cents"
+                case startsOn = "starts_on"
+                case endsOn = "ends_on"
+                case createdAt = "created_at"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var accountId: UUID?
+            public var description: String?
+            public var percentOff: Decimal?
+            public var amountOffCents: Int64?
+            public var startsOn: WingtelDate?
+            public var endsOn: WingtelDate?
+            public var createdAt: Date?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, accountId: UUID? = nil, description: String? = nil, percentOff: Decimal? = nil, amountOffCents: Int64? = nil, startsOn: WingtelDate? = nil, endsOn: WingtelDate? = nil, createdAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.description = description
+                self.percentOff = percentOff
+                self.amountOffCents = amountOffCents
+                self.startsOn = startsOn
+                self.endsOn = endsOn
+                self.createdAt = createdAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case description
+                case percentOff = "percent_off"
+                case amountOffCents = "amount_off_cents"
+                case startsOn = "starts_on"
+                case endsOn = "ends_on"
+                case createdAt = "created_at"
+            }
+        }
     }
 }
 
@@ -516,6 +857,336 @@ extension Public {
                 case dataMb = "data_mb"
                 case active
                 case selfService = "self_service"
+            }
+        }
+    }
+}
+
+extension Public {
+    /// Each call of run_bill_cycle: the billing month, what it billed and the invoice numbers it used. A re-run of a month bills only accounts not billed yet.
+    ///
+    /// - Remark: Generated from table `public.bill_runs`.
+    public enum BillRuns: WingtelTable {
+        public static let qualifiedName = "public.bill_runs"
+
+        /// A row as read from `public.bill_runs`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID
+            public var billingMonth: WingtelDate
+            public var asOf: Date
+            public var startedAt: Date
+            public var finishedAt: Date?
+            public var runBy: String
+            public var accountsBilled: Int32
+            public var invoicesCreated: Int32
+            public var firstInvoiceNumber: Int64?
+            public var lastInvoiceNumber: Int64?
+            public var totalCents: Int64
+            public var taxCents: Int64
+
+            public init(organizationId: UUID, id: UUID, billingMonth: WingtelDate, asOf: Date, startedAt: Date, finishedAt: Date? = nil, runBy: String, accountsBilled: Int32, invoicesCreated: Int32, firstInvoiceNumber: Int64? = nil, lastInvoiceNumber: Int64? = nil, totalCents: Int64, taxCents: Int64) {
+                self.organizationId = organizationId
+                self.id = id
+                self.billingMonth = billingMonth
+                self.asOf = asOf
+                self.startedAt = startedAt
+                self.finishedAt = finishedAt
+                self.runBy = runBy
+                self.accountsBilled = accountsBilled
+                self.invoicesCreated = invoicesCreated
+                self.firstInvoiceNumber = firstInvoiceNumber
+                self.lastInvoiceNumber = lastInvoiceNumber
+                self.totalCents = totalCents
+                self.taxCents = taxCents
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case billingMonth = "billing_month"
+                case asOf = "as_of"
+                case startedAt = "started_at"
+                case finishedAt = "finished_at"
+                case runBy = "run_by"
+                case accountsBilled = "accounts_billed"
+                case invoicesCreated = "invoices_created"
+                case firstInvoiceNumber = "first_invoice_number"
+                case lastInvoiceNumber = "last_invoice_number"
+                case totalCents = "total_cents"
+                case taxCents = "tax_cents"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID?
+            public var billingMonth: WingtelDate
+            public var asOf: Date
+            public var startedAt: Date?
+            public var finishedAt: Date?
+            public var runBy: String?
+            public var accountsBilled: Int32?
+            public var invoicesCreated: Int32?
+            public var firstInvoiceNumber: Int64?
+            public var lastInvoiceNumber: Int64?
+            public var totalCents: Int64?
+            public var taxCents: Int64?
+
+            public init(organizationId: UUID, id: UUID? = nil, billingMonth: WingtelDate, asOf: Date, startedAt: Date? = nil, finishedAt: Date? = nil, runBy: String? = nil, accountsBilled: Int32? = nil, invoicesCreated: Int32? = nil, firstInvoiceNumber: Int64? = nil, lastInvoiceNumber: Int64? = nil, totalCents: Int64? = nil, taxCents: Int64? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.billingMonth = billingMonth
+                self.asOf = asOf
+                self.startedAt = startedAt
+                self.finishedAt = finishedAt
+                self.runBy = runBy
+                self.accountsBilled = accountsBilled
+                self.invoicesCreated = invoicesCreated
+                self.firstInvoiceNumber = firstInvoiceNumber
+                self.lastInvoiceNumber = lastInvoiceNumber
+                self.totalCents = totalCents
+                self.taxCents = taxCents
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case billingMonth = "billing_month"
+                case asOf = "as_of"
+                case startedAt = "started_at"
+                case finishedAt = "finished_at"
+                case runBy = "run_by"
+                case accountsBilled = "accounts_billed"
+                case invoicesCreated = "invoices_created"
+                case firstInvoiceNumber = "first_invoice_number"
+                case lastInvoiceNumber = "last_invoice_number"
+                case totalCents = "total_cents"
+                case taxCents = "tax_cents"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var billingMonth: WingtelDate?
+            public var asOf: Date?
+            public var startedAt: Date?
+            public var finishedAt: Date?
+            public var runBy: String?
+            public var accountsBilled: Int32?
+            public var invoicesCreated: Int32?
+            public var firstInvoiceNumber: Int64?
+            public var lastInvoiceNumber: Int64?
+            public var totalCents: Int64?
+            public var taxCents: Int64?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, billingMonth: WingtelDate? = nil, asOf: Date? = nil, startedAt: Date? = nil, finishedAt: Date? = nil, runBy: String? = nil, accountsBilled: Int32? = nil, invoicesCreated: Int32? = nil, firstInvoiceNumber: Int64? = nil, lastInvoiceNumber: Int64? = nil, totalCents: Int64? = nil, taxCents: Int64? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.billingMonth = billingMonth
+                self.asOf = asOf
+                self.startedAt = startedAt
+                self.finishedAt = finishedAt
+                self.runBy = runBy
+                self.accountsBilled = accountsBilled
+                self.invoicesCreated = invoicesCreated
+                self.firstInvoiceNumber = firstInvoiceNumber
+                self.lastInvoiceNumber = lastInvoiceNumber
+                self.totalCents = totalCents
+                self.taxCents = taxCents
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case billingMonth = "billing_month"
+                case asOf = "as_of"
+                case startedAt = "started_at"
+                case finishedAt = "finished_at"
+                case runBy = "run_by"
+                case accountsBilled = "accounts_billed"
+                case invoicesCreated = "invoices_created"
+                case firstInvoiceNumber = "first_invoice_number"
+                case lastInvoiceNumber = "last_invoice_number"
+                case totalCents = "total_cents"
+                case taxCents = "tax_cents"
+            }
+        }
+    }
+}
+
+extension Public {
+    /// Per-organization billing and dunning policy, and the gapless invoice and credit-note counters (changed only by the bill run and credit notes).
+    ///
+    /// - Remark: Generated from table `public.billing_policies`.
+    public enum BillingPolicies: WingtelTable {
+        public static let qualifiedName = "public.billing_policies"
+
+        /// A row as read from `public.billing_policies`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var invoicePrefix: String
+            public var creditNotePrefix: String
+            public var nextInvoiceNumber: Int64
+            public var nextCreditNoteNumber: Int64
+            public var paymentTermsDays: Int32
+            public var reminderDays: [Int32]
+            public var pastDueAfterDays: Int32
+            public var suspendAfterDays: Int32
+            public var writeOffAfterDays: Int32
+            public var dunningEnabled: Bool
+            public var creditUnusedDays: Bool
+            public var applyWalletToInvoices: Bool
+            public var taxProvider: String
+            public var updatedAt: Date
+
+            public init(organizationId: UUID, invoicePrefix: String, creditNotePrefix: String, nextInvoiceNumber: Int64, nextCreditNoteNumber: Int64, paymentTermsDays: Int32, reminderDays: [Int32], pastDueAfterDays: Int32, suspendAfterDays: Int32, writeOffAfterDays: Int32, dunningEnabled: Bool, creditUnusedDays: Bool, applyWalletToInvoices: Bool, taxProvider: String, updatedAt: Date) {
+                self.organizationId = organizationId
+                self.invoicePrefix = invoicePrefix
+                self.creditNotePrefix = creditNotePrefix
+                self.nextInvoiceNumber = nextInvoiceNumber
+                self.nextCreditNoteNumber = nextCreditNoteNumber
+                self.paymentTermsDays = paymentTermsDays
+                self.reminderDays = reminderDays
+                self.pastDueAfterDays = pastDueAfterDays
+                self.suspendAfterDays = suspendAfterDays
+                self.writeOffAfterDays = writeOffAfterDays
+                self.dunningEnabled = dunningEnabled
+                self.creditUnusedDays = creditUnusedDays
+                self.applyWalletToInvoices = applyWalletToInvoices
+                self.taxProvider = taxProvider
+                self.updatedAt = updatedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case invoicePrefix = "invoice_prefix"
+                case creditNotePrefix = "credit_note_prefix"
+                case nextInvoiceNumber = "next_invoice_number"
+                case nextCreditNoteNumber = "next_credit_note_number"
+                case paymentTermsDays = "payment_terms_days"
+                case reminderDays = "reminder_days"
+                case pastDueAfterDays = "past_due_after_days"
+                case suspendAfterDays = "suspend_after_days"
+                case writeOffAfterDays = "write_off_after_days"
+                case dunningEnabled = "dunning_enabled"
+                case creditUnusedDays = "credit_unused_days"
+                case applyWalletToInvoices = "apply_wallet_to_invoices"
+                case taxProvider = "tax_provider"
+                case updatedAt = "updated_at"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var invoicePrefix: String?
+            public var creditNotePrefix: String?
+            public var nextInvoiceNumber: Int64?
+            public var nextCreditNoteNumber: Int64?
+            public var paymentTermsDays: Int32?
+            public var reminderDays: [Int32]?
+            public var pastDueAfterDays: Int32?
+            public var suspendAfterDays: Int32?
+            public var writeOffAfterDays: Int32?
+            public var dunningEnabled: Bool?
+            public var creditUnusedDays: Bool?
+            public var applyWalletToInvoices: Bool?
+            public var taxProvider: String?
+            public var updatedAt: Date?
+
+            public init(organizationId: UUID, invoicePrefix: String? = nil, creditNotePrefix: String? = nil, nextInvoiceNumber: Int64? = nil, nextCreditNoteNumber: Int64? = nil, paymentTermsDays: Int32? = nil, reminderDays: [Int32]? = nil, pastDueAfterDays: Int32? = nil, suspendAfterDays: Int32? = nil, writeOffAfterDays: Int32? = nil, dunningEnabled: Bool? = nil, creditUnusedDays: Bool? = nil, applyWalletToInvoices: Bool? = nil, taxProvider: String? = nil, updatedAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.invoicePrefix = invoicePrefix
+                self.creditNotePrefix = creditNotePrefix
+                self.nextInvoiceNumber = nextInvoiceNumber
+                self.nextCreditNoteNumber = nextCreditNoteNumber
+                self.paymentTermsDays = paymentTermsDays
+                self.reminderDays = reminderDays
+                self.pastDueAfterDays = pastDueAfterDays
+                self.suspendAfterDays = suspendAfterDays
+                self.writeOffAfterDays = writeOffAfterDays
+                self.dunningEnabled = dunningEnabled
+                self.creditUnusedDays = creditUnusedDays
+                self.applyWalletToInvoices = applyWalletToInvoices
+                self.taxProvider = taxProvider
+                self.updatedAt = updatedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case invoicePrefix = "invoice_prefix"
+                case creditNotePrefix = "credit_note_prefix"
+                case nextInvoiceNumber = "next_invoice_number"
+                case nextCreditNoteNumber = "next_credit_note_number"
+                case paymentTermsDays = "payment_terms_days"
+                case reminderDays = "reminder_days"
+                case pastDueAfterDays = "past_due_after_days"
+                case suspendAfterDays = "suspend_after_days"
+                case writeOffAfterDays = "write_off_after_days"
+                case dunningEnabled = "dunning_enabled"
+                case creditUnusedDays = "credit_unused_days"
+                case applyWalletToInvoices = "apply_wallet_to_invoices"
+                case taxProvider = "tax_provider"
+                case updatedAt = "updated_at"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var invoicePrefix: String?
+            public var creditNotePrefix: String?
+            public var nextInvoiceNumber: Int64?
+            public var nextCreditNoteNumber: Int64?
+            public var paymentTermsDays: Int32?
+            public var reminderDays: [Int32]?
+            public var pastDueAfterDays: Int32?
+            public var suspendAfterDays: Int32?
+            public var writeOffAfterDays: Int32?
+            public var dunningEnabled: Bool?
+            public var creditUnusedDays: Bool?
+            public var applyWalletToInvoices: Bool?
+            public var taxProvider: String?
+            public var updatedAt: Date?
+
+            public init(organizationId: UUID? = nil, invoicePrefix: String? = nil, creditNotePrefix: String? = nil, nextInvoiceNumber: Int64? = nil, nextCreditNoteNumber: Int64? = nil, paymentTermsDays: Int32? = nil, reminderDays: [Int32]? = nil, pastDueAfterDays: Int32? = nil, suspendAfterDays: Int32? = nil, writeOffAfterDays: Int32? = nil, dunningEnabled: Bool? = nil, creditUnusedDays: Bool? = nil, applyWalletToInvoices: Bool? = nil, taxProvider: String? = nil, updatedAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.invoicePrefix = invoicePrefix
+                self.creditNotePrefix = creditNotePrefix
+                self.nextInvoiceNumber = nextInvoiceNumber
+                self.nextCreditNoteNumber = nextCreditNoteNumber
+                self.paymentTermsDays = paymentTermsDays
+                self.reminderDays = reminderDays
+                self.pastDueAfterDays = pastDueAfterDays
+                self.suspendAfterDays = suspendAfterDays
+                self.writeOffAfterDays = writeOffAfterDays
+                self.dunningEnabled = dunningEnabled
+                self.creditUnusedDays = creditUnusedDays
+                self.applyWalletToInvoices = applyWalletToInvoices
+                self.taxProvider = taxProvider
+                self.updatedAt = updatedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case invoicePrefix = "invoice_prefix"
+                case creditNotePrefix = "credit_note_prefix"
+                case nextInvoiceNumber = "next_invoice_number"
+                case nextCreditNoteNumber = "next_credit_note_number"
+                case paymentTermsDays = "payment_terms_days"
+                case reminderDays = "reminder_days"
+                case pastDueAfterDays = "past_due_after_days"
+                case suspendAfterDays = "suspend_after_days"
+                case writeOffAfterDays = "write_off_after_days"
+                case dunningEnabled = "dunning_enabled"
+                case creditUnusedDays = "credit_unused_days"
+                case applyWalletToInvoices = "apply_wallet_to_invoices"
+                case taxProvider = "tax_provider"
+                case updatedAt = "updated_at"
             }
         }
     }
@@ -1026,6 +1697,135 @@ extension Public {
 }
 
 extension Public {
+    /// Credits against an issued invoice (numbered gaplessly like invoices): reduce what is owed, or go to the wallet when the invoice was already settled.
+    ///
+    /// - Remark: Generated from table `public.credit_notes`.
+    public enum CreditNotes: WingtelTable {
+        public static let qualifiedName = "public.credit_notes"
+
+        /// A row as read from `public.credit_notes`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID
+            public var number: Int64
+            public var displayNumber: String
+            public var invoiceId: UUID
+            public var accountId: UUID
+            public var amountCents: Int64
+            public var reason: String
+            public var createdAt: Date
+            public var createdBy: UUID?
+
+            public init(organizationId: UUID, id: UUID, number: Int64, displayNumber: String, invoiceId: UUID, accountId: UUID, amountCents: Int64, reason: String, createdAt: Date, createdBy: UUID? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.number = number
+                self.displayNumber = displayNumber
+                self.invoiceId = invoiceId
+                self.accountId = accountId
+                self.amountCents = amountCents
+                self.reason = reason
+                self.createdAt = createdAt
+                self.createdBy = createdBy
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case number
+                case displayNumber = "display_number"
+                case invoiceId = "invoice_id"
+                case accountId = "account_id"
+                case amountCents = "amount_cents"
+                case reason
+                case createdAt = "created_at"
+                case createdBy = "created_by"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID?
+            public var number: Int64
+            public var displayNumber: String
+            public var invoiceId: UUID
+            public var accountId: UUID
+            public var amountCents: Int64
+            public var reason: String
+            public var createdAt: Date?
+            public var createdBy: UUID?
+
+            public init(organizationId: UUID, id: UUID? = nil, number: Int64, displayNumber: String, invoiceId: UUID, accountId: UUID, amountCents: Int64, reason: String, createdAt: Date? = nil, createdBy: UUID? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.number = number
+                self.displayNumber = displayNumber
+                self.invoiceId = invoiceId
+                self.accountId = accountId
+                self.amountCents = amountCents
+                self.reason = reason
+                self.createdAt = createdAt
+                self.createdBy = createdBy
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case number
+                case displayNumber = "display_number"
+                case invoiceId = "invoice_id"
+                case accountId = "account_id"
+                case amountCents = "amount_cents"
+                case reason
+                case createdAt = "created_at"
+                case createdBy = "created_by"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var number: Int64?
+            public var displayNumber: String?
+            public var invoiceId: UUID?
+            public var accountId: UUID?
+            public var amountCents: Int64?
+            public var reason: String?
+            public var createdAt: Date?
+            public var createdBy: UUID?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, number: Int64? = nil, displayNumber: String? = nil, invoiceId: UUID? = nil, accountId: UUID? = nil, amountCents: Int64? = nil, reason: String? = nil, createdAt: Date? = nil, createdBy: UUID? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.number = number
+                self.displayNumber = displayNumber
+                self.invoiceId = invoiceId
+                self.accountId = accountId
+                self.amountCents = amountCents
+                self.reason = reason
+                self.createdAt = createdAt
+                self.createdBy = createdBy
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case number
+                case displayNumber = "display_number"
+                case invoiceId = "invoice_id"
+                case accountId = "account_id"
+                case amountCents = "amount_cents"
+                case reason
+                case createdAt = "created_at"
+                case createdBy = "created_by"
+            }
+        }
+    }
+}
+
+extension Public {
     /// Links a self-service login (auth.users) to one customer account of an organization; customers see only that account's data.
     ///
     /// - Remark: Generated from table `public.customer_identities`.
@@ -1218,6 +2018,681 @@ extension Public {
                 case byod
                 case compatibility
                 case createdAt = "created_at"
+            }
+        }
+    }
+}
+
+extension Public {
+    /// What dunning did and when: reminders (one per policy day), past due, suspension, restore on payment, write-off. Each step happens once per invoice.
+    ///
+    /// - Remark: Generated from table `public.dunning_events`.
+    public enum DunningEvents: WingtelTable {
+        public static let qualifiedName = "public.dunning_events"
+
+        /// A row as read from `public.dunning_events`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID
+            public var accountId: UUID
+            public var invoiceId: UUID?
+            public var step: Public.DunningStep
+            public var daysOverdue: Int32
+            public var occurredAt: Date
+            public var details: JSONValue
+
+            public init(organizationId: UUID, id: UUID, accountId: UUID, invoiceId: UUID? = nil, step: Public.DunningStep, daysOverdue: Int32, occurredAt: Date, details: JSONValue) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.invoiceId = invoiceId
+                self.step = step
+                self.daysOverdue = daysOverdue
+                self.occurredAt = occurredAt
+                self.details = details
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case invoiceId = "invoice_id"
+                case step
+                case daysOverdue = "days_overdue"
+                case occurredAt = "occurred_at"
+                case details
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID?
+            public var accountId: UUID
+            public var invoiceId: UUID?
+            public var step: Public.DunningStep
+            public var daysOverdue: Int32
+            public var occurredAt: Date?
+            public var details: JSONValue?
+
+            public init(organizationId: UUID, id: UUID? = nil, accountId: UUID, invoiceId: UUID? = nil, step: Public.DunningStep, daysOverdue: Int32, occurredAt: Date? = nil, details: JSONValue? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.invoiceId = invoiceId
+                self.step = step
+                self.daysOverdue = daysOverdue
+                self.occurredAt = occurredAt
+                self.details = details
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case invoiceId = "invoice_id"
+                case step
+                case daysOverdue = "days_overdue"
+                case occurredAt = "occurred_at"
+                case details
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var accountId: UUID?
+            public var invoiceId: UUID?
+            public var step: Public.DunningStep?
+            public var daysOverdue: Int32?
+            public var occurredAt: Date?
+            public var details: JSONValue?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, accountId: UUID? = nil, invoiceId: UUID? = nil, step: Public.DunningStep? = nil, daysOverdue: Int32? = nil, occurredAt: Date? = nil, details: JSONValue? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.invoiceId = invoiceId
+                self.step = step
+                self.daysOverdue = daysOverdue
+                self.occurredAt = occurredAt
+                self.details = details
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case invoiceId = "invoice_id"
+                case step
+                case daysOverdue = "days_overdue"
+                case occurredAt = "occurred_at"
+                case details
+            }
+        }
+    }
+}
+
+extension Public {
+    /// The lines of an invoice, each rounded once to cents. Never changed after the bill run; corrections come as credit notes or adjustment lines on a later invoice.
+    ///
+    /// - Remark: Generated from table `public.invoice_lines`.
+    public enum InvoiceLines: WingtelTable {
+        public static let qualifiedName = "public.invoice_lines"
+
+        /// A row as read from `public.invoice_lines`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var invoiceId: UUID
+            public var lineNumber: Int32
+            public var subscriberId: UUID?
+            public var kind: Public.ChargeKind
+            public var description: String
+            public var quantity: Decimal?
+            public var unit: String?
+            public var unitPriceCents: Decimal?
+            public var amountCents: Int64
+            public var serviceStart: WingtelDate?
+            public var serviceEnd: WingtelDate?
+            public var planId: UUID?
+            public var taxRateId: UUID?
+            public var jurisdiction: String?
+
+            public init(organizationId: UUID, invoiceId: UUID, lineNumber: Int32, subscriberId: UUID? = nil, kind: Public.ChargeKind, description: String, quantity: Decimal? = nil, unit: String? = nil, unitPriceCents: Decimal? = nil, amountCents: Int64, serviceStart: WingtelDate? = nil, serviceEnd: WingtelDate? = nil, planId: UUID? = nil, taxRateId: UUID? = nil, jurisdiction: String? = nil) {
+                self.organizationId = organizationId
+                self.invoiceId = invoiceId
+                self.lineNumber = lineNumber
+                self.subscriberId = subscriberId
+                self.kind = kind
+                self.description = description
+                self.quantity = quantity
+                self.unit = unit
+                self.unitPriceCents = unitPriceCents
+                self.amountCents = amountCents
+                self.serviceStart = serviceStart
+                self.serviceEnd = serviceEnd
+                self.planId = planId
+                self.taxRateId = taxRateId
+                self.jurisdiction = jurisdiction
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case invoiceId = "invoice_id"
+                case lineNumber = "line_number"
+                case subscriberId = "subscriber_id"
+                case kind
+                case description
+                case quantity
+                case unit
+                case unitPriceCents = "unit_price_cents"
+                case amountCents = "amount_cents"
+                case serviceStart = "service_start"
+                case serviceEnd = "service_end"
+                case planId = "plan_id"
+                case taxRateId = "tax_rate_id"
+                case jurisdiction
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var invoiceId: UUID
+            public var lineNumber: Int32
+            public var subscriberId: UUID?
+            public var kind: Public.ChargeKind
+            public var description: String
+            public var quantity: Decimal?
+            public var unit: String?
+            public var unitPriceCents: Decimal?
+            public var amountCents: Int64
+            public var serviceStart: WingtelDate?
+            public var serviceEnd: WingtelDate?
+            public var planId: UUID?
+            public var taxRateId: UUID?
+            public var jurisdiction: String?
+
+            public init(organizationId: UUID, invoiceId: UUID, lineNumber: Int32, subscriberId: UUID? = nil, kind: Public.ChargeKind, description: String, quantity: Decimal? = nil, unit: String? = nil, unitPriceCents: Decimal? = nil, amountCents: Int64, serviceStart: WingtelDate? = nil, serviceEnd: WingtelDate? = nil, planId: UUID? = nil, taxRateId: UUID? = nil, jurisdiction: String? = nil) {
+                self.organizationId = organizationId
+                self.invoiceId = invoiceId
+                self.lineNumber = lineNumber
+                self.subscriberId = subscriberId
+                self.kind = kind
+                self.description = description
+                self.quantity = quantity
+                self.unit = unit
+                self.unitPriceCents = unitPriceCents
+                self.amountCents = amountCents
+                self.serviceStart = serviceStart
+                self.serviceEnd = serviceEnd
+                self.planId = planId
+                self.taxRateId = taxRateId
+                self.jurisdiction = jurisdiction
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case invoiceId = "invoice_id"
+                case lineNumber = "line_number"
+                case subscriberId = "subscriber_id"
+                case kind
+                case description
+                case quantity
+                case unit
+                case unitPriceCents = "unit_price_cents"
+                case amountCents = "amount_cents"
+                case serviceStart = "service_start"
+                case serviceEnd = "service_end"
+                case planId = "plan_id"
+                case taxRateId = "tax_rate_id"
+                case jurisdiction
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var invoiceId: UUID?
+            public var lineNumber: Int32?
+            public var subscriberId: UUID?
+            public var kind: Public.ChargeKind?
+            public var description: String?
+            public var quantity: Decimal?
+            public var unit: String?
+            public var unitPriceCents: Decimal?
+            public var amountCents: Int64?
+            public var serviceStart: WingtelDate?
+            public var serviceEnd: WingtelDate?
+            public var planId: UUID?
+            public var taxRateId: UUID?
+            public var jurisdiction: String?
+
+            public init(organizationId: UUID? = nil, invoiceId: UUID? = nil, lineNumber: Int32? = nil, subscriberId: UUID? = nil, kind: Public.ChargeKind? = nil, description: String? = nil, quantity: Decimal? = nil, unit: String? = nil, unitPriceCents: Decimal? = nil, amountCents: Int64? = nil, serviceStart: WingtelDate? = nil, serviceEnd: WingtelDate? = nil, planId: UUID? = nil, taxRateId: UUID? = nil, jurisdiction: String? = nil) {
+                self.organizationId = organizationId
+                self.invoiceId = invoiceId
+                self.lineNumber = lineNumber
+                self.subscriberId = subscriberId
+                self.kind = kind
+                self.description = description
+                self.quantity = quantity
+                self.unit = unit
+                self.unitPriceCents = unitPriceCents
+                self.amountCents = amountCents
+                self.serviceStart = serviceStart
+                self.serviceEnd = serviceEnd
+                self.planId = planId
+                self.taxRateId = taxRateId
+                self.jurisdiction = jurisdiction
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case invoiceId = "invoice_id"
+                case lineNumber = "line_number"
+                case subscriberId = "subscriber_id"
+                case kind
+                case description
+                case quantity
+                case unit
+                case unitPriceCents = "unit_price_cents"
+                case amountCents = "amount_cents"
+                case serviceStart = "service_start"
+                case serviceEnd = "service_end"
+                case planId = "plan_id"
+                case taxRateId = "tax_rate_id"
+                case jurisdiction
+            }
+        }
+    }
+}
+
+extension Public {
+    /// One invoice per account and billing month: recurring charges for the cycle starting period_start (in advance), usage and prorations of the cycle before (in arrears). Numbers are gapless per organization.
+    ///
+    /// - Remark: Generated from table `public.invoices`.
+    public enum Invoices: WingtelTable {
+        public static let qualifiedName = "public.invoices"
+
+        /// A row as read from `public.invoices`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID
+            public var number: Int64
+            public var displayNumber: String
+            public var accountId: UUID
+            public var billRunId: UUID
+            public var billingMonth: WingtelDate
+            public var periodStart: WingtelDate
+            public var periodEnd: WingtelDate
+            public var issuedOn: WingtelDate
+            public var dueOn: WingtelDate
+            public var currency: String
+            public var jurisdiction: String?
+            public var subtotalCents: Int64
+            public var discountCents: Int64
+            public var taxCents: Int64
+            /// subtotal + discount (negative) + tax. Outstanding = total - paid - credited - written off.
+            public var totalCents: Int64
+            public var amountPaidCents: Int64
+            public var amountCreditedCents: Int64
+            public var amountWrittenOffCents: Int64
+            public var status: Public.InvoiceStatus
+            public var createdAt: Date
+            public var updatedAt: Date
+
+            public init(organizationId: UUID, id: UUID, number: Int64, displayNumber: String, accountId: UUID, billRunId: UUID, billingMonth: WingtelDate, periodStart: WingtelDate, periodEnd: WingtelDate, issuedOn: WingtelDate, dueOn: WingtelDate, currency: String, jurisdiction: String? = nil, subtotalCents: Int64, discountCents: Int64, taxCents: Int64, totalCents: Int64, amountPaidCents: Int64, amountCreditedCents: Int64, amountWrittenOffCents: Int64, status: Public.InvoiceStatus, createdAt: Date, updatedAt: Date) {
+                self.organizationId = organizationId
+                self.id = id
+                self.number = number
+                self.displayNumber = displayNumber
+                self.accountId = accountId
+                self.billRunId = billRunId
+                self.billingMonth = billingMonth
+                self.periodStart = periodStart
+                self.periodEnd = periodEnd
+                self.issuedOn = issuedOn
+                self.dueOn = dueOn
+                self.currency = currency
+                self.jurisdiction = jurisdiction
+                self.subtotalCents = subtotalCents
+                self.discountCents = discountCents
+                self.taxCents = taxCents
+                self.totalCents = totalCents
+                self.amountPaidCents = amountPaidCents
+                self.amountCreditedCents = amountCreditedCents
+                self.amountWrittenOffCents = amountWrittenOffCents
+                self.status = status
+                self.createdAt = createdAt
+                self.updatedAt = updatedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case number
+                case displayNumber = "display_number"
+                case accountId = "account_id"
+                case billRunId = "bill_run_id"
+                case billingMonth = "billing_month"
+                case periodStart = "period_start"
+                case periodEnd = "period_end"
+                case issuedOn = "issued_on"
+                case dueOn = "due_on"
+                case currency
+                case jurisdiction
+                case subtotalCents = "subtotal_cents"
+                case discountCents = "discount_cents"
+                case taxCents = "tax_cents"
+                case totalCents = "total_cents"
+                case amountPaidCents = "amount_paid_cents"
+                case amountCreditedCents = "amount_credited_cents"
+                case amountWrittenOffCents = "amount_written_off_cents"
+                case status
+                case createdAt = "created_at"
+                case updatedAt = "updated_at"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID?
+            public var number: Int64
+            public var displayNumber: String
+            public var accountId: UUID
+            public var billRunId: UUID
+            public var billingMonth: WingtelDate
+            public var periodStart: WingtelDate
+            public var periodEnd: WingtelDate
+            public var issuedOn: WingtelDate
+            public var dueOn: WingtelDate
+            public var currency: String
+            public var jurisdiction: String?
+            public var subtotalCents: Int64
+            public var discountCents: Int64
+            public var taxCents: Int64
+            /// subtotal + discount (negative) + tax. Outstanding = total - paid - credited - written off.
+            public var totalCents: Int64
+            public var amountPaidCents: Int64?
+            public var amountCreditedCents: Int64?
+            public var amountWrittenOffCents: Int64?
+            public var status: Public.InvoiceStatus
+            public var createdAt: Date?
+            public var updatedAt: Date?
+
+            public init(organizationId: UUID, id: UUID? = nil, number: Int64, displayNumber: String, accountId: UUID, billRunId: UUID, billingMonth: WingtelDate, periodStart: WingtelDate, periodEnd: WingtelDate, issuedOn: WingtelDate, dueOn: WingtelDate, currency: String, jurisdiction: String? = nil, subtotalCents: Int64, discountCents: Int64, taxCents: Int64, totalCents: Int64, amountPaidCents: Int64? = nil, amountCreditedCents: Int64? = nil, amountWrittenOffCents: Int64? = nil, status: Public.InvoiceStatus, createdAt: Date? = nil, updatedAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.number = number
+                self.displayNumber = displayNumber
+                self.accountId = accountId
+                self.billRunId = billRunId
+                self.billingMonth = billingMonth
+                self.periodStart = periodStart
+                self.periodEnd = periodEnd
+                self.issuedOn = issuedOn
+                self.dueOn = dueOn
+                self.currency = currency
+                self.jurisdiction = jurisdiction
+                self.subtotalCents = subtotalCents
+                self.discountCents = discountCents
+                self.taxCents = taxCents
+                self.totalCents = totalCents
+                self.amountPaidCents = amountPaidCents
+                self.amountCreditedCents = amountCreditedCents
+                self.amountWrittenOffCents = amountWrittenOffCents
+                self.status = status
+                self.createdAt = createdAt
+                self.updatedAt = updatedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case number
+                case displayNumber = "display_number"
+                case accountId = "account_id"
+                case billRunId = "bill_run_id"
+                case billingMonth = "billing_month"
+                case periodStart = "period_start"
+                case periodEnd = "period_end"
+                case issuedOn = "issued_on"
+                case dueOn = "due_on"
+                case currency
+                case jurisdiction
+                case subtotalCents = "subtotal_cents"
+                case discountCents = "discount_cents"
+                case taxCents = "tax_cents"
+                case totalCents = "total_cents"
+                case amountPaidCents = "amount_paid_cents"
+                case amountCreditedCents = "amount_credited_cents"
+                case amountWrittenOffCents = "amount_written_off_cents"
+                case status
+                case createdAt = "created_at"
+                case updatedAt = "updated_at"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var number: Int64?
+            public var displayNumber: String?
+            public var accountId: UUID?
+            public var billRunId: UUID?
+            public var billingMonth: WingtelDate?
+            public var periodStart: WingtelDate?
+            public var periodEnd: WingtelDate?
+            public var issuedOn: WingtelDate?
+            public var dueOn: WingtelDate?
+            public var currency: String?
+            public var jurisdiction: String?
+            public var subtotalCents: Int64?
+            public var discountCents: Int64?
+            public var taxCents: Int64?
+            /// subtotal + discount (negative) + tax. Outstanding = total - paid - credited - written off.
+            public var totalCents: Int64?
+            public var amountPaidCents: Int64?
+            public var amountCreditedCents: Int64?
+            public var amountWrittenOffCents: Int64?
+            public var status: Public.InvoiceStatus?
+            public var createdAt: Date?
+            public var updatedAt: Date?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, number: Int64? = nil, displayNumber: String? = nil, accountId: UUID? = nil, billRunId: UUID? = nil, billingMonth: WingtelDate? = nil, periodStart: WingtelDate? = nil, periodEnd: WingtelDate? = nil, issuedOn: WingtelDate? = nil, dueOn: WingtelDate? = nil, currency: String? = nil, jurisdiction: String? = nil, subtotalCents: Int64? = nil, discountCents: Int64? = nil, taxCents: Int64? = nil, totalCents: Int64? = nil, amountPaidCents: Int64? = nil, amountCreditedCents: Int64? = nil, amountWrittenOffCents: Int64? = nil, status: Public.InvoiceStatus? = nil, createdAt: Date? = nil, updatedAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.number = number
+                self.displayNumber = displayNumber
+                self.accountId = accountId
+                self.billRunId = billRunId
+                self.billingMonth = billingMonth
+                self.periodStart = periodStart
+                self.periodEnd = periodEnd
+                self.issuedOn = issuedOn
+                self.dueOn = dueOn
+                self.currency = currency
+                self.jurisdiction = jurisdiction
+                self.subtotalCents = subtotalCents
+                self.discountCents = discountCents
+                self.taxCents = taxCents
+                self.totalCents = totalCents
+                self.amountPaidCents = amountPaidCents
+                self.amountCreditedCents = amountCreditedCents
+                self.amountWrittenOffCents = amountWrittenOffCents
+                self.status = status
+                self.createdAt = createdAt
+                self.updatedAt = updatedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case number
+                case displayNumber = "display_number"
+                case accountId = "account_id"
+                case billRunId = "bill_run_id"
+                case billingMonth = "billing_month"
+                case periodStart = "period_start"
+                case periodEnd = "period_end"
+                case issuedOn = "issued_on"
+                case dueOn = "due_on"
+                case currency
+                case jurisdiction
+                case subtotalCents = "subtotal_cents"
+                case discountCents = "discount_cents"
+                case taxCents = "tax_cents"
+                case totalCents = "total_cents"
+                case amountPaidCents = "amount_paid_cents"
+                case amountCreditedCents = "amount_credited_cents"
+                case amountWrittenOffCents = "amount_written_off_cents"
+                case status
+                case createdAt = "created_at"
+                case updatedAt = "updated_at"
+            }
+        }
+    }
+}
+
+extension Public {
+    /// The double-entry ledger: debits positive, credits negative; the entries of one transaction_id sum to zero (checked per statement). Accounts-receivable entries name the invoice they settle. Append-only.
+    ///
+    /// - Remark: Generated from table `public.ledger_entries`.
+    public enum LedgerEntries: WingtelTable {
+        public static let qualifiedName = "public.ledger_entries"
+
+        /// A row as read from `public.ledger_entries`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: Int64
+            public var transactionId: UUID
+            public var postedAt: Date
+            public var source: String
+            public var ledgerAccount: Public.LedgerAccount
+            public var amountCents: Int64
+            public var accountId: UUID?
+            public var invoiceId: UUID?
+            public var paymentId: UUID?
+            public var creditNoteId: UUID?
+            public var jurisdiction: String?
+
+            public init(organizationId: UUID, id: Int64, transactionId: UUID, postedAt: Date, source: String, ledgerAccount: Public.LedgerAccount, amountCents: Int64, accountId: UUID? = nil, invoiceId: UUID? = nil, paymentId: UUID? = nil, creditNoteId: UUID? = nil, jurisdiction: String? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.transactionId = transactionId
+                self.postedAt = postedAt
+                self.source = source
+                self.ledgerAccount = ledgerAccount
+                self.amountCents = amountCents
+                self.accountId = accountId
+                self.invoiceId = invoiceId
+                self.paymentId = paymentId
+                self.creditNoteId = creditNoteId
+                self.jurisdiction = jurisdiction
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case transactionId = "transaction_id"
+                case postedAt = "posted_at"
+                case source
+                case ledgerAccount = "ledger_account"
+                case amountCents = "amount_cents"
+                case accountId = "account_id"
+                case invoiceId = "invoice_id"
+                case paymentId = "payment_id"
+                case creditNoteId = "credit_note_id"
+                case jurisdiction
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var transactionId: UUID
+            public var postedAt: Date?
+            public var source: String
+            public var ledgerAccount: Public.LedgerAccount
+            public var amountCents: Int64
+            public var accountId: UUID?
+            public var invoiceId: UUID?
+            public var paymentId: UUID?
+            public var creditNoteId: UUID?
+            public var jurisdiction: String?
+
+            public init(organizationId: UUID, transactionId: UUID, postedAt: Date? = nil, source: String, ledgerAccount: Public.LedgerAccount, amountCents: Int64, accountId: UUID? = nil, invoiceId: UUID? = nil, paymentId: UUID? = nil, creditNoteId: UUID? = nil, jurisdiction: String? = nil) {
+                self.organizationId = organizationId
+                self.transactionId = transactionId
+                self.postedAt = postedAt
+                self.source = source
+                self.ledgerAccount = ledgerAccount
+                self.amountCents = amountCents
+                self.accountId = accountId
+                self.invoiceId = invoiceId
+                self.paymentId = paymentId
+                self.creditNoteId = creditNoteId
+                self.jurisdiction = jurisdiction
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case transactionId = "transaction_id"
+                case postedAt = "posted_at"
+                case source
+                case ledgerAccount = "ledger_account"
+                case amountCents = "amount_cents"
+                case accountId = "account_id"
+                case invoiceId = "invoice_id"
+                case paymentId = "payment_id"
+                case creditNoteId = "credit_note_id"
+                case jurisdiction
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var transactionId: UUID?
+            public var postedAt: Date?
+            public var source: String?
+            public var ledgerAccount: Public.LedgerAccount?
+            public var amountCents: Int64?
+            public var accountId: UUID?
+            public var invoiceId: UUID?
+            public var paymentId: UUID?
+            public var creditNoteId: UUID?
+            public var jurisdiction: String?
+
+            public init(organizationId: UUID? = nil, transactionId: UUID? = nil, postedAt: Date? = nil, source: String? = nil, ledgerAccount: Public.LedgerAccount? = nil, amountCents: Int64? = nil, accountId: UUID? = nil, invoiceId: UUID? = nil, paymentId: UUID? = nil, creditNoteId: UUID? = nil, jurisdiction: String? = nil) {
+                self.organizationId = organizationId
+                self.transactionId = transactionId
+                self.postedAt = postedAt
+                self.source = source
+                self.ledgerAccount = ledgerAccount
+                self.amountCents = amountCents
+                self.accountId = accountId
+                self.invoiceId = invoiceId
+                self.paymentId = paymentId
+                self.creditNoteId = creditNoteId
+                self.jurisdiction = jurisdiction
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case transactionId = "transaction_id"
+                case postedAt = "posted_at"
+                case source
+                case ledgerAccount = "ledger_account"
+                case amountCents = "amount_cents"
+                case accountId = "account_id"
+                case invoiceId = "invoice_id"
+                case paymentId = "payment_id"
+                case creditNoteId = "credit_note_id"
+                case jurisdiction
             }
         }
     }
@@ -1680,6 +3155,180 @@ extension Public {
 }
 
 extension Public {
+    /// Payment attempts (cards, ACH, cash) as recorded by record_payment — by staff or the Stripe/Zift webhooks. Failed attempts are kept for dunning and churn analysis.
+    ///
+    /// - Remark: Generated from table `public.payments`.
+    public enum Payments: WingtelTable {
+        public static let qualifiedName = "public.payments"
+
+        /// A row as read from `public.payments`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID
+            public var accountId: UUID
+            public var amountCents: Int64
+            public var currency: String
+            public var method: String
+            public var provider: String
+            public var providerPaymentId: String?
+            public var idempotencyKey: String
+            public var status: Public.PaymentStatus
+            public var failureCode: String?
+            public var failureMessage: String?
+            public var refundedCents: Int64
+            public var receivedAt: Date
+            public var createdAt: Date
+
+            public init(organizationId: UUID, id: UUID, accountId: UUID, amountCents: Int64, currency: String, method: String, provider: String, providerPaymentId: String? = nil, idempotencyKey: String, status: Public.PaymentStatus, failureCode: String? = nil, failureMessage: String? = nil, refundedCents: Int64, receivedAt: Date, createdAt: Date) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.amountCents = amountCents
+                self.currency = currency
+                self.method = method
+                self.provider = provider
+                self.providerPaymentId = providerPaymentId
+                self.idempotencyKey = idempotencyKey
+                self.status = status
+                self.failureCode = failureCode
+                self.failureMessage = failureMessage
+                self.refundedCents = refundedCents
+                self.receivedAt = receivedAt
+                self.createdAt = createdAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case amountCents = "amount_cents"
+                case currency
+                case method
+                case provider
+                case providerPaymentId = "provider_payment_id"
+                case idempotencyKey = "idempotency_key"
+                case status
+                case failureCode = "failure_code"
+                case failureMessage = "failure_message"
+                case refundedCents = "refunded_cents"
+                case receivedAt = "received_at"
+                case createdAt = "created_at"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID?
+            public var accountId: UUID
+            public var amountCents: Int64
+            public var currency: String
+            public var method: String?
+            public var provider: String?
+            public var providerPaymentId: String?
+            public var idempotencyKey: String
+            public var status: Public.PaymentStatus
+            public var failureCode: String?
+            public var failureMessage: String?
+            public var refundedCents: Int64?
+            public var receivedAt: Date?
+            public var createdAt: Date?
+
+            public init(organizationId: UUID, id: UUID? = nil, accountId: UUID, amountCents: Int64, currency: String, method: String? = nil, provider: String? = nil, providerPaymentId: String? = nil, idempotencyKey: String, status: Public.PaymentStatus, failureCode: String? = nil, failureMessage: String? = nil, refundedCents: Int64? = nil, receivedAt: Date? = nil, createdAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.amountCents = amountCents
+                self.currency = currency
+                self.method = method
+                self.provider = provider
+                self.providerPaymentId = providerPaymentId
+                self.idempotencyKey = idempotencyKey
+                self.status = status
+                self.failureCode = failureCode
+                self.failureMessage = failureMessage
+                self.refundedCents = refundedCents
+                self.receivedAt = receivedAt
+                self.createdAt = createdAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case amountCents = "amount_cents"
+                case currency
+                case method
+                case provider
+                case providerPaymentId = "provider_payment_id"
+                case idempotencyKey = "idempotency_key"
+                case status
+                case failureCode = "failure_code"
+                case failureMessage = "failure_message"
+                case refundedCents = "refunded_cents"
+                case receivedAt = "received_at"
+                case createdAt = "created_at"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var accountId: UUID?
+            public var amountCents: Int64?
+            public var currency: String?
+            public var method: String?
+            public var provider: String?
+            public var providerPaymentId: String?
+            public var idempotencyKey: String?
+            public var status: Public.PaymentStatus?
+            public var failureCode: String?
+            public var failureMessage: String?
+            public var refundedCents: Int64?
+            public var receivedAt: Date?
+            public var createdAt: Date?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, accountId: UUID? = nil, amountCents: Int64? = nil, currency: String? = nil, method: String? = nil, provider: String? = nil, providerPaymentId: String? = nil, idempotencyKey: String? = nil, status: Public.PaymentStatus? = nil, failureCode: String? = nil, failureMessage: String? = nil, refundedCents: Int64? = nil, receivedAt: Date? = nil, createdAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.amountCents = amountCents
+                self.currency = currency
+                self.method = method
+                self.provider = provider
+                self.providerPaymentId = providerPaymentId
+                self.idempotencyKey = idempotencyKey
+                self.status = status
+                self.failureCode = failureCode
+                self.failureMessage = failureMessage
+                self.refundedCents = refundedCents
+                self.receivedAt = receivedAt
+                self.createdAt = createdAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case amountCents = "amount_cents"
+                case currency
+                case method
+                case provider
+                case providerPaymentId = "provider_payment_id"
+                case idempotencyKey = "idempotency_key"
+                case status
+                case failureCode = "failure_code"
+                case failureMessage = "failure_message"
+                case refundedCents = "refunded_cents"
+                case receivedAt = "received_at"
+                case createdAt = "created_at"
+            }
+        }
+    }
+}
+
+extension Public {
     /// Retail plans sold to customers, billed monthly in advance; allowances null mean unlimited. Each maps to the carrier rate plan the line is provisioned on.
     ///
     /// - Remark: Generated from table `public.plans`.
@@ -1705,8 +3354,10 @@ extension Public {
             /// Whether customers may choose this plan themselves in the portal.
             public var selfService: Bool
             public var createdAt: Date
+            /// The plan's data allowance joins a pool shared by all lines of the account on pooled plans; overage is charged once per account.
+            public var pooledData: Bool
 
-            public init(organizationId: UUID, id: UUID, code: String, name: String, description: String? = nil, priceCents: Int64, dataMb: Int64? = nil, voiceMinutes: Int32? = nil, sms: Int32? = nil, overageDataCentsPerGb: Int64, overageVoiceCentsPerMinute: Int64, overageSmsCents: Int64, carrierRatePlanId: UUID, status: Public.PlanStatus, selfService: Bool, createdAt: Date) {
+            public init(organizationId: UUID, id: UUID, code: String, name: String, description: String? = nil, priceCents: Int64, dataMb: Int64? = nil, voiceMinutes: Int32? = nil, sms: Int32? = nil, overageDataCentsPerGb: Int64, overageVoiceCentsPerMinute: Int64, overageSmsCents: Int64, carrierRatePlanId: UUID, status: Public.PlanStatus, selfService: Bool, createdAt: Date, pooledData: Bool) {
                 self.organizationId = organizationId
                 self.id = id
                 self.code = code
@@ -1723,6 +3374,7 @@ extension Public {
                 self.status = status
                 self.selfService = selfService
                 self.createdAt = createdAt
+                self.pooledData = pooledData
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -1742,6 +3394,7 @@ extension Public {
                 case status
                 case selfService = "self_service"
                 case createdAt = "created_at"
+                case pooledData = "pooled_data"
             }
         }
 
@@ -1764,8 +3417,10 @@ extension Public {
             /// Whether customers may choose this plan themselves in the portal.
             public var selfService: Bool?
             public var createdAt: Date?
+            /// The plan's data allowance joins a pool shared by all lines of the account on pooled plans; overage is charged once per account.
+            public var pooledData: Bool?
 
-            public init(organizationId: UUID, id: UUID? = nil, code: String, name: String, description: String? = nil, priceCents: Int64, dataMb: Int64? = nil, voiceMinutes: Int32? = nil, sms: Int32? = nil, overageDataCentsPerGb: Int64? = nil, overageVoiceCentsPerMinute: Int64? = nil, overageSmsCents: Int64? = nil, carrierRatePlanId: UUID, status: Public.PlanStatus? = nil, selfService: Bool? = nil, createdAt: Date? = nil) {
+            public init(organizationId: UUID, id: UUID? = nil, code: String, name: String, description: String? = nil, priceCents: Int64, dataMb: Int64? = nil, voiceMinutes: Int32? = nil, sms: Int32? = nil, overageDataCentsPerGb: Int64? = nil, overageVoiceCentsPerMinute: Int64? = nil, overageSmsCents: Int64? = nil, carrierRatePlanId: UUID, status: Public.PlanStatus? = nil, selfService: Bool? = nil, createdAt: Date? = nil, pooledData: Bool? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.code = code
@@ -1782,6 +3437,7 @@ extension Public {
                 self.status = status
                 self.selfService = selfService
                 self.createdAt = createdAt
+                self.pooledData = pooledData
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -1801,6 +3457,7 @@ extension Public {
                 case status
                 case selfService = "self_service"
                 case createdAt = "created_at"
+                case pooledData = "pooled_data"
             }
         }
 
@@ -1823,8 +3480,10 @@ extension Public {
             /// Whether customers may choose this plan themselves in the portal.
             public var selfService: Bool?
             public var createdAt: Date?
+            /// The plan's data allowance joins a pool shared by all lines of the account on pooled plans; overage is charged once per account.
+            public var pooledData: Bool?
 
-            public init(organizationId: UUID? = nil, id: UUID? = nil, code: String? = nil, name: String? = nil, description: String? = nil, priceCents: Int64? = nil, dataMb: Int64? = nil, voiceMinutes: Int32? = nil, sms: Int32? = nil, overageDataCentsPerGb: Int64? = nil, overageVoiceCentsPerMinute: Int64? = nil, overageSmsCents: Int64? = nil, carrierRatePlanId: UUID? = nil, status: Public.PlanStatus? = nil, selfService: Bool? = nil, createdAt: Date? = nil) {
+            public init(organizationId: UUID? = nil, id: UUID? = nil, code: String? = nil, name: String? = nil, description: String? = nil, priceCents: Int64? = nil, dataMb: Int64? = nil, voiceMinutes: Int32? = nil, sms: Int32? = nil, overageDataCentsPerGb: Int64? = nil, overageVoiceCentsPerMinute: Int64? = nil, overageSmsCents: Int64? = nil, carrierRatePlanId: UUID? = nil, status: Public.PlanStatus? = nil, selfService: Bool? = nil, createdAt: Date? = nil, pooledData: Bool? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.code = code
@@ -1841,6 +3500,7 @@ extension Public {
                 self.status = status
                 self.selfService = selfService
                 self.createdAt = createdAt
+                self.pooledData = pooledData
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -1860,6 +3520,7 @@ extension Public {
                 case status
                 case selfService = "self_service"
                 case createdAt = "created_at"
+                case pooledData = "pooled_data"
             }
         }
     }
@@ -2667,6 +4328,153 @@ extension Public {
 }
 
 extension Public {
+    /// Sales taxes and telecom fees by jurisdiction: a percentage of the charges it applies to, or an amount per billed line. state/county null = every state/county of the country.
+    ///
+    /// - Remark: Generated from table `public.tax_rates`.
+    public enum TaxRates: WingtelTable {
+        public static let qualifiedName = "public.tax_rates"
+
+        /// A row as read from `public.tax_rates`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID
+            public var code: String
+            public var name: String
+            public var kind: Public.TaxKind
+            public var country: String
+            public var state: String?
+            public var county: String?
+            public var percent: Decimal?
+            public var perLineCents: Int64?
+            public var appliesTo: [Public.ChargeKind]
+            public var effective: String
+
+            public init(organizationId: UUID, id: UUID, code: String, name: String, kind: Public.TaxKind, country: String, state: String? = nil, county: String? = nil, percent: Decimal? = nil, perLineCents: Int64? = nil, appliesTo: [Public.ChargeKind], effective: String) {
+                self.organizationId = organizationId
+                self.id = id
+                self.code = code
+                self.name = name
+                self.kind = kind
+                self.country = country
+                self.state = state
+                self.county = county
+                self.percent = percent
+                self.perLineCents = perLineCents
+                self.appliesTo = appliesTo
+                self.effective = effective
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case code
+                case name
+                case kind
+                case country
+                case state
+                case county
+                case percent
+                case perLineCents = "per_line_cents"
+                case appliesTo = "applies_to"
+                case effective
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID?
+            public var code: String
+            public var name: String
+            public var kind: Public.TaxKind
+            public var country: String?
+            public var state: String?
+            public var county: String?
+            public var percent: Decimal?
+            public var perLineCents: Int64?
+            public var appliesTo: [Public.ChargeKind]?
+            public var effective: String?
+
+            public init(organizationId: UUID, id: UUID? = nil, code: String, name: String, kind: Public.TaxKind, country: String? = nil, state: String? = nil, county: String? = nil, percent: Decimal? = nil, perLineCents: Int64? = nil, appliesTo: [Public.ChargeKind]? = nil, effective: String? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.code = code
+                self.name = name
+                self.kind = kind
+                self.country = country
+                self.state = state
+                self.county = county
+                self.percent = percent
+                self.perLineCents = perLineCents
+                self.appliesTo = appliesTo
+                self.effective = effective
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case code
+                case name
+                case kind
+                case country
+                case state
+                case county
+                case percent
+                case perLineCents = "per_line_cents"
+                case appliesTo = "applies_to"
+                case effective
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var code: String?
+            public var name: String?
+            public var kind: Public.TaxKind?
+            public var country: String?
+            public var state: String?
+            public var county: String?
+            public var percent: Decimal?
+            public var perLineCents: Int64?
+            public var appliesTo: [Public.ChargeKind]?
+            public var effective: String?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, code: String? = nil, name: String? = nil, kind: Public.TaxKind? = nil, country: String? = nil, state: String? = nil, county: String? = nil, percent: Decimal? = nil, perLineCents: Int64? = nil, appliesTo: [Public.ChargeKind]? = nil, effective: String? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.code = code
+                self.name = name
+                self.kind = kind
+                self.country = country
+                self.state = state
+                self.county = county
+                self.percent = percent
+                self.perLineCents = perLineCents
+                self.appliesTo = appliesTo
+                self.effective = effective
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case code
+                case name
+                case kind
+                case country
+                case state
+                case county
+                case percent
+                case perLineCents = "per_line_cents"
+                case appliesTo = "applies_to"
+                case effective
+            }
+        }
+    }
+}
+
+extension Public {
     /// One delivery of usage (a carrier file or a callback batch) and what became of its rows.
     ///
     /// - Remark: Generated from table `public.usage_batches`.
@@ -3108,6 +4916,153 @@ extension Public {
 }
 
 extension Public {
+    /// Prepaid wallet movements per account; the balance after each is kept and never negative. A top-up carries an idempotency key, so a repeated top-up credits once.
+    ///
+    /// - Remark: Generated from table `public.wallet_transactions`.
+    public enum WalletTransactions: WingtelTable {
+        public static let qualifiedName = "public.wallet_transactions"
+
+        /// A row as read from `public.wallet_transactions`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID
+            public var accountId: UUID
+            public var kind: String
+            public var amountCents: Int64
+            public var balanceAfterCents: Int64
+            public var idempotencyKey: String?
+            public var paymentId: UUID?
+            public var invoiceId: UUID?
+            public var creditNoteId: UUID?
+            public var description: String?
+            public var createdAt: Date
+
+            public init(organizationId: UUID, id: UUID, accountId: UUID, kind: String, amountCents: Int64, balanceAfterCents: Int64, idempotencyKey: String? = nil, paymentId: UUID? = nil, invoiceId: UUID? = nil, creditNoteId: UUID? = nil, description: String? = nil, createdAt: Date) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.kind = kind
+                self.amountCents = amountCents
+                self.balanceAfterCents = balanceAfterCents
+                self.idempotencyKey = idempotencyKey
+                self.paymentId = paymentId
+                self.invoiceId = invoiceId
+                self.creditNoteId = creditNoteId
+                self.description = description
+                self.createdAt = createdAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case kind
+                case amountCents = "amount_cents"
+                case balanceAfterCents = "balance_after_cents"
+                case idempotencyKey = "idempotency_key"
+                case paymentId = "payment_id"
+                case invoiceId = "invoice_id"
+                case creditNoteId = "credit_note_id"
+                case description
+                case createdAt = "created_at"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID?
+            public var accountId: UUID
+            public var kind: String
+            public var amountCents: Int64
+            public var balanceAfterCents: Int64
+            public var idempotencyKey: String?
+            public var paymentId: UUID?
+            public var invoiceId: UUID?
+            public var creditNoteId: UUID?
+            public var description: String?
+            public var createdAt: Date?
+
+            public init(organizationId: UUID, id: UUID? = nil, accountId: UUID, kind: String, amountCents: Int64, balanceAfterCents: Int64, idempotencyKey: String? = nil, paymentId: UUID? = nil, invoiceId: UUID? = nil, creditNoteId: UUID? = nil, description: String? = nil, createdAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.kind = kind
+                self.amountCents = amountCents
+                self.balanceAfterCents = balanceAfterCents
+                self.idempotencyKey = idempotencyKey
+                self.paymentId = paymentId
+                self.invoiceId = invoiceId
+                self.creditNoteId = creditNoteId
+                self.description = description
+                self.createdAt = createdAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case kind
+                case amountCents = "amount_cents"
+                case balanceAfterCents = "balance_after_cents"
+                case idempotencyKey = "idempotency_key"
+                case paymentId = "payment_id"
+                case invoiceId = "invoice_id"
+                case creditNoteId = "credit_note_id"
+                case description
+                case createdAt = "created_at"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var accountId: UUID?
+            public var kind: String?
+            public var amountCents: Int64?
+            public var balanceAfterCents: Int64?
+            public var idempotencyKey: String?
+            public var paymentId: UUID?
+            public var invoiceId: UUID?
+            public var creditNoteId: UUID?
+            public var description: String?
+            public var createdAt: Date?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, accountId: UUID? = nil, kind: String? = nil, amountCents: Int64? = nil, balanceAfterCents: Int64? = nil, idempotencyKey: String? = nil, paymentId: UUID? = nil, invoiceId: UUID? = nil, creditNoteId: UUID? = nil, description: String? = nil, createdAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.kind = kind
+                self.amountCents = amountCents
+                self.balanceAfterCents = balanceAfterCents
+                self.idempotencyKey = idempotencyKey
+                self.paymentId = paymentId
+                self.invoiceId = invoiceId
+                self.creditNoteId = creditNoteId
+                self.description = description
+                self.createdAt = createdAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case kind
+                case amountCents = "amount_cents"
+                case balanceAfterCents = "balance_after_cents"
+                case idempotencyKey = "idempotency_key"
+                case paymentId = "payment_id"
+                case invoiceId = "invoice_id"
+                case creditNoteId = "credit_note_id"
+                case description
+                case createdAt = "created_at"
+            }
+        }
+    }
+}
+
+extension Public {
     /// Typed calls of the functions in `public`.
     public enum Functions {}
 }
@@ -3264,6 +5219,71 @@ extension Public.Functions {
 
         public enum CodingKeys: String, CodingKey {
             case asOf = "as_of"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Accounts-receivable aging per account (analysts and above): what is owed on open and past-due invoices, by days past due as of a date.
+    ///
+    /// - Remark: Generated from `public.ar_aging(uuid,date)`.
+    public struct ArAging: WingtelFunction {
+        public typealias Output = [Result]
+        public static let qualifiedName = "public.ar_aging"
+        public static let returns: WingtelReturnShape = .rows
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "as_of", sqlType: "date", hasDefault: true),
+        ]
+
+        public var organizationId: UUID
+        public var asOf: WingtelDate?
+
+        public init(organizationId: UUID, asOf: WingtelDate? = nil) {
+            self.organizationId = organizationId
+            self.asOf = asOf
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case asOf = "as_of"
+        }
+
+        /// A row of the function's result.
+        public struct Result: Codable, Sendable, Hashable {
+            public var accountId: UUID?
+            public var accountName: String?
+            public var invoices: Int64?
+            public var currentCents: Int64?
+            public var days130Cents: Int64?
+            public var days3160Cents: Int64?
+            public var days6190Cents: Int64?
+            public var daysOver90Cents: Int64?
+            public var totalCents: Int64?
+
+            public init(accountId: UUID? = nil, accountName: String? = nil, invoices: Int64? = nil, currentCents: Int64? = nil, days130Cents: Int64? = nil, days3160Cents: Int64? = nil, days6190Cents: Int64? = nil, daysOver90Cents: Int64? = nil, totalCents: Int64? = nil) {
+                self.accountId = accountId
+                self.accountName = accountName
+                self.invoices = invoices
+                self.currentCents = currentCents
+                self.days130Cents = days130Cents
+                self.days3160Cents = days3160Cents
+                self.days6190Cents = days6190Cents
+                self.daysOver90Cents = daysOver90Cents
+                self.totalCents = totalCents
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case accountId = "account_id"
+                case accountName = "account_name"
+                case invoices
+                case currentCents = "current_cents"
+                case days130Cents = "days_1_30_cents"
+                case days3160Cents = "days_31_60_cents"
+                case days6190Cents = "days_61_90_cents"
+                case daysOver90Cents = "days_over_90_cents"
+                case totalCents = "total_cents"
+            }
         }
     }
 }
@@ -3592,6 +5612,30 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
+    /// The invoice as an HTML page for the customer portal, read with the caller's row-level security (customers: their own invoices; staff: their organization's). Null when the caller cannot see it.
+    ///
+    /// - Remark: Generated from `public.invoice_html(uuid)`.
+    public struct InvoiceHtml: WingtelFunction {
+        public typealias Output = String?
+        public static let qualifiedName = "public.invoice_html"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "invoice_id", sqlType: "uuid", hasDefault: false),
+        ]
+
+        public var invoiceId: UUID
+
+        public init(invoiceId: UUID) {
+            self.invoiceId = invoiceId
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case invoiceId = "invoice_id"
+        }
+    }
+}
+
+extension Public.Functions {
     /// ICCID: 19 or 20 digits starting 89 (telecom), Luhn check digit over the whole string.
     ///
     /// - Remark: Generated from `public.is_valid_iccid(text)`.
@@ -3659,6 +5703,42 @@ extension Public.Functions {
 
         public enum CodingKeys: String, CodingKey {
             case mdn
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Credits an issued invoice (operators, services), numbered gaplessly: reduces what is owed on it; what exceeds the amount owed goes to the account's wallet.
+    ///
+    /// - Remark: Generated from `public.issue_credit_note(uuid,uuid,bigint,text)`.
+    public struct IssueCreditNote: WingtelFunction {
+        public typealias Output = Public.CreditNotes.Row?
+        public static let qualifiedName = "public.issue_credit_note"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "invoice_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "amount_cents", sqlType: "bigint", hasDefault: false),
+            WingtelArgument(name: "reason", sqlType: "text", hasDefault: false),
+        ]
+
+        public var organizationId: UUID
+        public var invoiceId: UUID
+        public var amountCents: Int64
+        public var reason: String
+
+        public init(organizationId: UUID, invoiceId: UUID, amountCents: Int64, reason: String) {
+            self.organizationId = organizationId
+            self.invoiceId = invoiceId
+            self.amountCents = amountCents
+            self.reason = reason
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case invoiceId = "invoice_id"
+            case amountCents = "amount_cents"
+            case reason
         }
     }
 }
@@ -3864,6 +5944,190 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
+    /// Usage rated so far for the cycles that start in a billing month (staff): quantities, allowances and overage per line and per pooled account. The same rating the bill run invoices.
+    ///
+    /// - Remark: Generated from `public.rate_usage(uuid,date)`.
+    public struct RateUsage: WingtelFunction {
+        public typealias Output = [Result]
+        public static let qualifiedName = "public.rate_usage"
+        public static let returns: WingtelReturnShape = .rows
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "billing_month", sqlType: "date", hasDefault: false),
+        ]
+
+        public var organizationId: UUID
+        public var billingMonth: WingtelDate
+
+        public init(organizationId: UUID, billingMonth: WingtelDate) {
+            self.organizationId = organizationId
+            self.billingMonth = billingMonth
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case billingMonth = "billing_month"
+        }
+
+        /// A row of the function's result.
+        public struct Result: Codable, Sendable, Hashable {
+            public var accountId: UUID?
+            public var subscriberId: UUID?
+            public var mdn: String?
+            public var pooled: Bool?
+            public var cycleStart: WingtelDate?
+            public var cycleEnd: WingtelDate?
+            public var dataBytes: Int64?
+            public var voiceSeconds: Int64?
+            public var smsCount: Int64?
+            public var dataAllowanceBytes: Decimal?
+            public var dataOverageGb: Int64?
+            public var voiceOverageMinutes: Int64?
+            public var smsOverage: Int64?
+            public var overageCents: Int64?
+
+            public init(accountId: UUID? = nil, subscriberId: UUID? = nil, mdn: String? = nil, pooled: Bool? = nil, cycleStart: WingtelDate? = nil, cycleEnd: WingtelDate? = nil, dataBytes: Int64? = nil, voiceSeconds: Int64? = nil, smsCount: Int64? = nil, dataAllowanceBytes: Decimal? = nil, dataOverageGb: Int64? = nil, voiceOverageMinutes: Int64? = nil, smsOverage: Int64? = nil, overageCents: Int64? = nil) {
+                self.accountId = accountId
+                self.subscriberId = subscriberId
+                self.mdn = mdn
+                self.pooled = pooled
+                self.cycleStart = cycleStart
+                self.cycleEnd = cycleEnd
+                self.dataBytes = dataBytes
+                self.voiceSeconds = voiceSeconds
+                self.smsCount = smsCount
+                self.dataAllowanceBytes = dataAllowanceBytes
+                self.dataOverageGb = dataOverageGb
+                self.voiceOverageMinutes = voiceOverageMinutes
+                self.smsOverage = smsOverage
+                self.overageCents = overageCents
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case accountId = "account_id"
+                case subscriberId = "subscriber_id"
+                case mdn
+                case pooled
+                case cycleStart = "cycle_start"
+                case cycleEnd = "cycle_end"
+                case dataBytes = "data_bytes"
+                case voiceSeconds = "voice_seconds"
+                case smsCount = "sms_count"
+                case dataAllowanceBytes = "data_allowance_bytes"
+                case dataOverageGb = "data_overage_gb"
+                case voiceOverageMinutes = "voice_overage_minutes"
+                case smsOverage = "sms_overage"
+                case overageCents = "overage_cents"
+            }
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Records a payment attempt (agents, services and the payment webhooks), once per idempotency key or provider payment id. A succeeded payment settles open invoices (the named one first, then oldest due), the rest goes to the wallet; a line suspended for non-payment is restored when nothing is overdue.
+    ///
+    /// - Remark: Generated from `public.record_payment(uuid,uuid,bigint,text,text,text,text,boolean,text,text,timestamp with time zone,uuid)`.
+    public struct RecordPayment: WingtelFunction {
+        public typealias Output = Public.Payments.Row?
+        public static let qualifiedName = "public.record_payment"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "account_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "amount_cents", sqlType: "bigint", hasDefault: false),
+            WingtelArgument(name: "idempotency_key", sqlType: "text", hasDefault: false),
+            WingtelArgument(name: "method", sqlType: "text", hasDefault: true),
+            WingtelArgument(name: "provider", sqlType: "text", hasDefault: true),
+            WingtelArgument(name: "provider_payment_id", sqlType: "text", hasDefault: true),
+            WingtelArgument(name: "succeeded", sqlType: "boolean", hasDefault: true),
+            WingtelArgument(name: "failure_code", sqlType: "text", hasDefault: true),
+            WingtelArgument(name: "failure_message", sqlType: "text", hasDefault: true),
+            WingtelArgument(name: "received_at", sqlType: "timestamp with time zone", hasDefault: true),
+            WingtelArgument(name: "invoice_id", sqlType: "uuid", hasDefault: true),
+        ]
+
+        public var organizationId: UUID
+        public var accountId: UUID
+        public var amountCents: Int64
+        public var idempotencyKey: String
+        public var method: String?
+        public var provider: String?
+        public var providerPaymentId: String?
+        public var succeeded: Bool?
+        public var failureCode: String?
+        public var failureMessage: String?
+        public var receivedAt: Date?
+        public var invoiceId: UUID?
+
+        public init(organizationId: UUID, accountId: UUID, amountCents: Int64, idempotencyKey: String, method: String? = nil, provider: String? = nil, providerPaymentId: String? = nil, succeeded: Bool? = nil, failureCode: String? = nil, failureMessage: String? = nil, receivedAt: Date? = nil, invoiceId: UUID? = nil) {
+            self.organizationId = organizationId
+            self.accountId = accountId
+            self.amountCents = amountCents
+            self.idempotencyKey = idempotencyKey
+            self.method = method
+            self.provider = provider
+            self.providerPaymentId = providerPaymentId
+            self.succeeded = succeeded
+            self.failureCode = failureCode
+            self.failureMessage = failureMessage
+            self.receivedAt = receivedAt
+            self.invoiceId = invoiceId
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case accountId = "account_id"
+            case amountCents = "amount_cents"
+            case idempotencyKey = "idempotency_key"
+            case method
+            case provider
+            case providerPaymentId = "provider_payment_id"
+            case succeeded
+            case failureCode = "failure_code"
+            case failureMessage = "failure_message"
+            case receivedAt = "received_at"
+            case invoiceId = "invoice_id"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Refunds part or all of a payment (operators, services): first what of it is still in the wallet, then its invoice settlements, latest invoice first (they are owed again).
+    ///
+    /// - Remark: Generated from `public.refund_payment(uuid,uuid,bigint,text)`.
+    public struct RefundPayment: WingtelFunction {
+        public typealias Output = Public.Payments.Row?
+        public static let qualifiedName = "public.refund_payment"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "payment_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "amount_cents", sqlType: "bigint", hasDefault: false),
+            WingtelArgument(name: "reason", sqlType: "text", hasDefault: true),
+        ]
+
+        public var organizationId: UUID
+        public var paymentId: UUID
+        public var amountCents: Int64
+        public var reason: String?
+
+        public init(organizationId: UUID, paymentId: UUID, amountCents: Int64, reason: String? = nil) {
+            self.organizationId = organizationId
+            self.paymentId = paymentId
+            self.amountCents = amountCents
+            self.reason = reason
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case paymentId = "payment_id"
+            case amountCents = "amount_cents"
+            case reason
+        }
+    }
+}
+
+extension Public.Functions {
     /// Removes a member (admins and owners), or lets a member leave. The last owner cannot leave.
     ///
     /// - Remark: Generated from `public.remove_organization_member(uuid,uuid)`.
@@ -3956,6 +6220,80 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
+    /// Month-end revenue and tax liability per jurisdiction (the billed account's county, state and country) for the invoices of a billing month (analysts and above): revenue by kind, discounts, each tax and fee, total billed.
+    ///
+    /// - Remark: Generated from `public.revenue_report(uuid,date)`.
+    public struct RevenueReport: WingtelFunction {
+        public typealias Output = [Result]
+        public static let qualifiedName = "public.revenue_report"
+        public static let returns: WingtelReturnShape = .rows
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "billing_month", sqlType: "date", hasDefault: false),
+        ]
+
+        public var organizationId: UUID
+        public var billingMonth: WingtelDate
+
+        public init(organizationId: UUID, billingMonth: WingtelDate) {
+            self.organizationId = organizationId
+            self.billingMonth = billingMonth
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case billingMonth = "billing_month"
+        }
+
+        /// A row of the function's result.
+        public struct Result: Codable, Sendable, Hashable {
+            public var jurisdiction: String?
+            public var invoices: Int64?
+            public var recurringCents: Int64?
+            public var usageCents: Int64?
+            public var oneOffCents: Int64?
+            public var discountCents: Int64?
+            public var netRevenueCents: Int64?
+            public var salesTaxCents: Int64?
+            public var usfCents: Int64?
+            public var e911Cents: Int64?
+            public var otherFeesCents: Int64?
+            public var billedCents: Int64?
+
+            public init(jurisdiction: String? = nil, invoices: Int64? = nil, recurringCents: Int64? = nil, usageCents: Int64? = nil, oneOffCents: Int64? = nil, discountCents: Int64? = nil, netRevenueCents: Int64? = nil, salesTaxCents: Int64? = nil, usfCents: Int64? = nil, e911Cents: Int64? = nil, otherFeesCents: Int64? = nil, billedCents: Int64? = nil) {
+                self.jurisdiction = jurisdiction
+                self.invoices = invoices
+                self.recurringCents = recurringCents
+                self.usageCents = usageCents
+                self.oneOffCents = oneOffCents
+                self.discountCents = discountCents
+                self.netRevenueCents = netRevenueCents
+                self.salesTaxCents = salesTaxCents
+                self.usfCents = usfCents
+                self.e911Cents = e911Cents
+                self.otherFeesCents = otherFeesCents
+                self.billedCents = billedCents
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case jurisdiction
+                case invoices
+                case recurringCents = "recurring_cents"
+                case usageCents = "usage_cents"
+                case oneOffCents = "one_off_cents"
+                case discountCents = "discount_cents"
+                case netRevenueCents = "net_revenue_cents"
+                case salesTaxCents = "sales_tax_cents"
+                case usfCents = "usf_cents"
+                case e911Cents = "e911_cents"
+                case otherFeesCents = "other_fees_cents"
+                case billedCents = "billed_cents"
+            }
+        }
+    }
+}
+
+extension Public.Functions {
     /// Cancels an open invitation (admins and owners).
     ///
     /// - Remark: Generated from `public.revoke_invitation(uuid,uuid)`.
@@ -3979,6 +6317,82 @@ extension Public.Functions {
         public enum CodingKeys: String, CodingKey {
             case organizationId = "organization_id"
             case invitationId = "invitation_id"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Bills the organization's accounts for a billing month (operators and services): every account whose cycle of the month has started and that has no invoice for it. Invoices, lines, ledger and wallet use in one transaction; re-running changes nothing. Returns the run with its counts and invoice numbers.
+    ///
+    /// - Remark: Generated from `public.run_bill_cycle(uuid,date,timestamp with time zone)`.
+    public struct RunBillCycle: WingtelFunction {
+        public typealias Output = Public.BillRuns.Row?
+        public static let qualifiedName = "public.run_bill_cycle"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "billing_month", sqlType: "date", hasDefault: false),
+            WingtelArgument(name: "as_of", sqlType: "timestamp with time zone", hasDefault: true),
+        ]
+
+        public var organizationId: UUID
+        public var billingMonth: WingtelDate
+        public var asOf: Date?
+
+        public init(organizationId: UUID, billingMonth: WingtelDate, asOf: Date? = nil) {
+            self.organizationId = organizationId
+            self.billingMonth = billingMonth
+            self.asOf = asOf
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case billingMonth = "billing_month"
+            case asOf = "as_of"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// The dunning job for one organization (operators, services, the scheduler): reminders, past due, suspension for non-payment through the lifecycle, write-off, and restore of paid accounts, by the organization's billing policy. Returns how many invoices (accounts for restored) each step touched.
+    ///
+    /// - Remark: Generated from `public.run_dunning(uuid,timestamp with time zone)`.
+    public struct RunDunning: WingtelFunction {
+        public typealias Output = [Result]
+        public static let qualifiedName = "public.run_dunning"
+        public static let returns: WingtelReturnShape = .rows
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "as_of", sqlType: "timestamp with time zone", hasDefault: true),
+        ]
+
+        public var organizationId: UUID
+        public var asOf: Date?
+
+        public init(organizationId: UUID, asOf: Date? = nil) {
+            self.organizationId = organizationId
+            self.asOf = asOf
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case asOf = "as_of"
+        }
+
+        /// A row of the function's result.
+        public struct Result: Codable, Sendable, Hashable {
+            public var step: Public.DunningStep?
+            public var invoices: Int32?
+
+            public init(step: Public.DunningStep? = nil, invoices: Int32? = nil) {
+                self.step = step
+                self.invoices = invoices
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case step
+                case invoices
+            }
         }
     }
 }
@@ -4187,6 +6601,46 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
+    /// Adds money to an account's prepaid wallet (agents, services), once per idempotency key: a repeated top-up returns the first and credits nothing. Open invoices are paid from the wallet when the policy says so.
+    ///
+    /// - Remark: Generated from `public.top_up_wallet(uuid,uuid,bigint,text,text)`.
+    public struct TopUpWallet: WingtelFunction {
+        public typealias Output = Public.WalletTransactions.Row?
+        public static let qualifiedName = "public.top_up_wallet"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "account_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "amount_cents", sqlType: "bigint", hasDefault: false),
+            WingtelArgument(name: "idempotency_key", sqlType: "text", hasDefault: false),
+            WingtelArgument(name: "description", sqlType: "text", hasDefault: true),
+        ]
+
+        public var organizationId: UUID
+        public var accountId: UUID
+        public var amountCents: Int64
+        public var idempotencyKey: String
+        public var description: String?
+
+        public init(organizationId: UUID, accountId: UUID, amountCents: Int64, idempotencyKey: String, description: String? = nil) {
+            self.organizationId = organizationId
+            self.accountId = accountId
+            self.amountCents = amountCents
+            self.idempotencyKey = idempotencyKey
+            self.description = description
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case accountId = "account_id"
+            case amountCents = "amount_cents"
+            case idempotencyKey = "idempotency_key"
+            case description
+        }
+    }
+}
+
+extension Public.Functions {
     /// Removes a login's self-service access (agents and above).
     ///
     /// - Remark: Generated from `public.unlink_customer(uuid,uuid)`.
@@ -4210,6 +6664,38 @@ extension Public.Functions {
         public enum CodingKeys: String, CodingKey {
             case organizationId = "organization_id"
             case userId = "user_id"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Writes off what is still owed on an invoice (admins, services); dunning does this itself at the end of its policy.
+    ///
+    /// - Remark: Generated from `public.write_off_invoice(uuid,uuid,text)`.
+    public struct WriteOffInvoice: WingtelFunction {
+        public typealias Output = Public.Invoices.Row?
+        public static let qualifiedName = "public.write_off_invoice"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "invoice_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "reason", sqlType: "text", hasDefault: false),
+        ]
+
+        public var organizationId: UUID
+        public var invoiceId: UUID
+        public var reason: String
+
+        public init(organizationId: UUID, invoiceId: UUID, reason: String) {
+            self.organizationId = organizationId
+            self.invoiceId = invoiceId
+            self.reason = reason
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case invoiceId = "invoice_id"
+            case reason
         }
     }
 }
