@@ -76,6 +76,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Bill runs, dunning, finance reports and invoice pages: calls of the SQL billing functions.
+        .target(
+            name: "WingtelBilling",
+            dependencies: [
+                "WingtelDatabase",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The command-line tool. It does not link WingtelClient: `wingtel gen swift` must build
         // even when the committed generated code no longer compiles against a changed schema.
         .executableTarget(
@@ -86,6 +95,7 @@ let package = Package(
                 "WingtelCodegen",
                 "WingtelUsage",
                 "WingtelDemo",
+                "WingtelBilling",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -120,6 +130,13 @@ let package = Package(
         .testTarget(
             name: "WingtelUsageTests",
             dependencies: ["WingtelUsage", "WingtelDatabase", "WingtelTestSupport"]
+        ),
+        .testTarget(
+            name: "WingtelBillingTests",
+            dependencies: [
+                "WingtelBilling", "WingtelDatabase", "WingtelTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
         ),
         .testTarget(
             name: "WingtelDemoTests",

@@ -12,7 +12,10 @@ struct Wingtel: AsyncParsableCommand {
             Connection for database commands: --db-url, else DATABASE_URL, else the local cluster \
             (`wingtel db start`). Set WINGTEL_LOG_LEVEL=debug for detailed logs.
             """,
-        subcommands: [DatabaseCommand.self, GenerateCommand.self, SeedCommand.self, UsageCommand.self, AuditCommand.self]
+        subcommands: [
+            DatabaseCommand.self, GenerateCommand.self, SeedCommand.self, UsageCommand.self, BillCommand.self, ReportCommand.self,
+            AuditCommand.self,
+        ]
     )
 
     static func main() async {
