@@ -16,13 +16,19 @@ public struct DemoGenerator: Sendable {
         public var seed: UInt64
         /// The day the data ends (UTC); usage runs up to the day before.
         public var asOf: Date
+        /// Bill every month of the window with the billing functions, with payments and dunning.
+        public var billing: Bool
 
-        public init(slug: String = "acme-demo", subscribers: Int = 5_000, months: Int = 6, seed: UInt64 = 42, asOf: Date = Date()) {
+        public init(
+            slug: String = "acme-demo", subscribers: Int = 5_000, months: Int = 6, seed: UInt64 = 42, asOf: Date = Date(),
+            billing: Bool = true
+        ) {
             self.slug = slug
             self.subscribers = subscribers
             self.months = months
             self.seed = seed
             self.asOf = asOf
+            self.billing = billing
         }
     }
 
@@ -450,6 +456,25 @@ public struct DemoGenerator: Sendable {
             try await connection.execute(
                 "analyze public.accounts, public.sim_cards, public.devices, public.subscribers, public.subscriptions, public.port_requests, public.subscriber_events, public.usage_daily",
                 logger: logger)
+        }
+        if options.billing {
+            progress("Billing \(options.months) months: bill runs, payments (some declined), wallet top-ups, dunning …")
+            let history = try await Database.withConnection(settings, logger: logger) { connection in
+                try await connection.execute("begin", logger: logger)
+                do {
+                    try await connection.execute("select set_config('wingtel.actor', 'wingtel seed demo', true)", logger: logger)
+                    let history = try await loadBillingHistory(
+                        on: connection, organization: org, from: windowStart, to: end, progress: progress)
+                    try await connection.execute("commit", logger: logger)
+                    return history
+                } catch {
+                    try? await connection.execute("rollback", logger: logger)
+                    throw error
+                }
+            }
+            counts.append(("invoices", history.invoices))
+            counts.append(("payments", history.payments + history.failedPayments))
+            counts.append(("wallet top-ups", history.topUps))
         }
         let elapsed = ContinuousClock.now - started
         return Summary(

@@ -11,7 +11,7 @@ struct SeedDemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
         abstract:
-            "Load a deterministic demo MVNO (staff, catalog, accounts, lines, SIMs, devices, plan changes, ports, churn, daily usage).",
+            "Load a deterministic demo MVNO (staff, catalog, accounts, lines, SIMs, devices, plan changes, ports, churn, daily usage, invoices, payments, dunning).",
         discussion: "The same --seed and --as-of give the same data. What the data does and does not represent: docs/DEMO_DATA.md.")
 
     @OptionGroup var connection: ConnectionOptions
@@ -21,6 +21,7 @@ struct SeedDemoCommand: AsyncParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 42
     @Option(name: .customLong("as-of"), help: "Last day of the data, YYYY-MM-DD (default: today, UTC).") var asOf: String?
     @Flag(name: .customLong("if-missing"), help: "Do nothing (and succeed) when the organization already exists.") var ifMissing = false
+    @Flag(name: .customLong("no-billing"), help: "Skip the billing history (bill runs, payments, top-ups, dunning).") var noBilling = false
 
     func run() async throws {
         let settings = try connection.resolve(layout: ProjectLayout.discover())
@@ -31,7 +32,8 @@ struct SeedDemoCommand: AsyncParsableCommand {
             guard let parsed = formatter.date(from: asOf) else { throw CommandFailure("--as-of must be YYYY-MM-DD, not '\(asOf)'") }
             day = parsed
         }
-        let options = DemoGenerator.Options(slug: org, subscribers: subscribers, months: months, seed: seed, asOf: day)
+        let options = DemoGenerator.Options(
+            slug: org, subscribers: subscribers, months: months, seed: seed, asOf: day, billing: !noBilling)
         let summary: DemoGenerator.Summary
         do {
             summary = try await DemoGenerator(options: options, logger: commandLogger).run(settings, progress: note)
