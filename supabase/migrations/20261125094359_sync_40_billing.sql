@@ -152,7 +152,7 @@ comment on function public.rate_usage(uuid, date) is 'Usage rated so far for the
 revoke all on function public.rate_usage(uuid, date) from public, anon;
 grant execute on function public.rate_usage(uuid, date) to authenticated, service_role;
 
--- >>> sql/40_billing/20_bill_run.sql (sha256 4bf8426963685f4cde47de33973d90af166a5c5e4954e9c90fd5bcd08f16f4a5)
+-- >>> sql/40_billing/20_bill_run.sql (sha256 8bde5bc0e5f61ea3a59ce25fda9a5e22a30f7608d79378ef92064a09a0717cab)
 -- The bill run. run_bill_cycle(organization, billing month) invoices every account whose
 -- cycle in that month has started (billing day d: the cycle starts on day d), once: an
 -- account with an invoice for the month is skipped, so a re-run changes nothing and a daily
@@ -319,13 +319,16 @@ begin
       join public.invoices i on i.organization_id = org and i.account_id = b.account_id and i.billing_month = previous_month
       join public.invoice_lines il on il.organization_id = org and il.invoice_id = i.id and il.kind = 'recurring'
       join public.plans p on p.organization_id = org and p.id = il.plan_id
+    ), covered as (
+      select g.subscriber_id, g.plan_id, sum(greatest(g.seg_to - g.seg_from, 0)) as days
+      from segments g group by g.subscriber_id, g.plan_id
     ), credits as (
       -- The plan billed for P, for the days of P it was not in effect.
       select bl.account_id, bl.subscriber_id, bl.plan_id, bl.price, bl.description, b.previous_start, b.cycle_start,
              (b.cycle_start - b.previous_start) as period_days,
-             (b.cycle_start - b.previous_start) - coalesce((select sum(greatest(g.seg_to - g.seg_from, 0)) from segments g
-                where g.subscriber_id = bl.subscriber_id and g.plan_id = bl.plan_id), 0) as unused_days
+             (b.cycle_start - b.previous_start) - coalesce(v.days, 0) as unused_days
       from billed bl join pg_temp.bill_accounts b on b.account_id = bl.account_id
+      left join covered v on v.subscriber_id = bl.subscriber_id and v.plan_id = bl.plan_id
     )
     insert into pg_temp.bill_lines (account_id, subscriber_id, mdn, kind, description, quantity, unit, unit_price_cents, amount_cents, service_start, service_end, plan_id)
     select c.account_id, c.subscriber_id, l.mdn, 'proration'::public.charge_kind,
@@ -383,12 +386,13 @@ begin
   where ch.organization_id = org and ch.invoice_id is null and ch.charge_on <= today;
 
   -- Discounts on the recurring charges of the cycle.
+  analyze pg_temp.bill_lines;
   insert into pg_temp.bill_lines (account_id, kind, description, quantity, unit, unit_price_cents, amount_cents, service_start, service_end)
-  select d.account_id, 'discount', d.description, 1, 'each', -amount, -amount, b.cycle_start, b.cycle_end
+  select d.account_id, 'discount', d.description, 1, 'each', -a.amount, -a.amount, b.cycle_start, b.cycle_end
   from public.account_discounts d
   join pg_temp.bill_accounts b on b.account_id = d.account_id
-  cross join lateral (select coalesce(sum(x.amount_cents), 0) as recurring from pg_temp.bill_lines x
-                      where x.account_id = d.account_id and x.kind = 'recurring') r
+  join (select x.account_id, sum(x.amount_cents) as recurring from pg_temp.bill_lines x
+        where x.kind = 'recurring' group by x.account_id) r on r.account_id = d.account_id
   cross join lateral (select case when d.percent_off is not null then round(r.recurring * d.percent_off / 100)::bigint
                                   else least(d.amount_off_cents, r.recurring) end as amount) a
   where d.organization_id = org and d.starts_on <= b.cycle_start and (d.ends_on is null or b.cycle_start < d.ends_on)
@@ -401,9 +405,11 @@ begin
   join (select x.account_id, count(distinct x.subscriber_id) filter (where x.kind = 'recurring') as lines
         from pg_temp.bill_lines x group by x.account_id) n on n.account_id = k.account_id;
   create index on pg_temp.bill_kinds (account_id);
+  analyze pg_temp.bill_kinds;
   select p.* into policy from public.billing_policies p where p.organization_id = org;
   perform private.compute_taxes(org, policy.tax_provider);
 
+  analyze pg_temp.bill_lines;
   -- Accounts with nothing to bill get no invoice (and use no number).
   delete from pg_temp.bill_accounts b where not exists (select 1 from pg_temp.bill_lines x where x.account_id = b.account_id);
 
@@ -418,6 +424,7 @@ begin
   from pg_temp.bill_accounts b join pg_temp.bill_lines x on x.account_id = b.account_id
   group by b.account_id, b.cycle_start, b.cycle_end, b.name, b.county, b.state, b.country;
   get diagnostics invoice_count = row_count;
+  analyze pg_temp.bill_invoices;
   update public.billing_policies p set next_invoice_number = first_number + invoice_count
    where p.organization_id = org and invoice_count > 0;
 
@@ -427,6 +434,11 @@ begin
          today, today + policy.payment_terms_days, money, v.jurisdiction, v.subtotal, v.discount, v.tax,
          v.subtotal + v.discount + v.tax, case when v.subtotal + v.discount + v.tax <= 0 then 'paid' else 'open' end::public.invoice_status
   from pg_temp.bill_invoices v;
+  -- Lines check their invoice (foreign key) one by one: with statistics that still describe a
+  -- small invoices table the check would scan it for every line.
+  if invoice_count > 1000 then
+    analyze public.invoices;
+  end if;
 
   insert into public.invoice_lines (organization_id, invoice_id, line_number, subscriber_id, kind, description, quantity, unit, unit_price_cents,
                                     amount_cents, service_start, service_end, plan_id, tax_rate_id, jurisdiction)
