@@ -90,7 +90,7 @@ def build(url, lines, usage_records):
       from generate_series(1, {accounts}) g;
       insert into public.subscribers (organization_id, id, account_id, mdn, carrier_id, status, network_status)
       select '{ORG}'::uuid, md5('bench-line' || g)::uuid, md5('bench-account' || (1 + (g - 1) % {accounts}))::uuid,
-             '+1' || (2022000000 + g)::text, '{ORG[:-2]}c1', 'active', 'active'
+             '+1202' || (200 + 2 * (g / 10000))::text || lpad((g % 10000)::text, 4, '0'), '{ORG[:-2]}c1', 'active', 'active'
       from generate_series(1, {lines}) g;
     """)
     progress("subscriptions (5% changed, 2% cancelled in October), add-ons …")

@@ -248,14 +248,41 @@ select lives_ok($$select public.refund_payment('10000000-0000-4000-8000-00000000
   (select id from public.payments where idempotency_key = 'pay-p-all'), 500, 'Customer request')$$, 'a partial refund');
 select is((select refunded_cents from public.payments where idempotency_key = 'pay-p-all'), 500::bigint, 'the refund is on the payment');
 
--- The invariants, over everything above and the seed.
+-- A negative invoice: in organization B, a single-line account cancelled on 2027-01-10 gets, in
+-- February, only the credit for 22 unused days of January: -round(2500 x 22/31) = -1774. The
+-- invoice (with the USF credited too, -241: -2015) is paid at once and the credit moves to the wallet,
+-- which pays 2015 of January's 2840.
+insert into public.accounts (organization_id, id, name, state, billing_day)
+values ('10000000-0000-4000-8000-00000000000b', 'ac400000-0000-4000-8000-00000000000b', 'Rae Refund', 'OR', 1);
+insert into public.subscribers (organization_id, id, account_id, mdn, carrier_id, status, network_status)
+values ('10000000-0000-4000-8000-00000000000b', '5b600000-0000-4000-8000-00000000000b', 'ac400000-0000-4000-8000-00000000000b',
+        '+15035550199', 'ca100000-0000-4000-8000-00000000000b', 'cancelled', 'deactivated');
+insert into public.subscriptions (organization_id, subscriber_id, plan_id, effective)
+values ('10000000-0000-4000-8000-00000000000b', '5b600000-0000-4000-8000-00000000000b', 'ba200000-0000-4000-8000-00000000000b',
+        tstzrange('2026-12-20 09:00 America/Chicago', '2027-01-10 00:00 America/Chicago', '[)'));
+select results_eq(
+  $$select invoices_created, total_cents from public.run_bill_cycle('10000000-0000-4000-8000-00000000000b', '2027-01-01', '2027-01-02 12:00-06')$$,
+  $$values (1, 2840::bigint)$$, 'B, January 2027: the 5 GB plan in advance, with B''s federal USF (13.6%: 340)');
+select results_eq(
+  $$select invoices_created, total_cents from public.run_bill_cycle('10000000-0000-4000-8000-00000000000b', '2027-02-01', '2027-02-02 12:00-06')$$,
+  $$values (1, -2015::bigint)$$, 'B, February 2027: only the cancellation credit, with its USF (-241)');
+select results_eq(
+  $$select billing_month::text, status::text, amount_paid_cents from public.invoices
+    where account_id = 'ac400000-0000-4000-8000-00000000000b' order by billing_month$$,
+  $$values ('2027-01-01', 'open', 2015::bigint), ('2027-02-01', 'paid', 0::bigint)$$,
+  'the negative invoice is settled; its credit went to the wallet and paid most of January');
+select is(private.wallet_balance('10000000-0000-4000-8000-00000000000b', 'ac400000-0000-4000-8000-00000000000b'), 0::bigint,
+  'the wallet passed the credit on');
+
+-- The invariants, over everything above and the seed. What an invoice still owes is
+-- greatest(total, 0) - paid - credited - written off (a negative invoice owes nothing).
 select is((select count(*)::int from public.invoices i
            where i.total_cents <> (select coalesce(sum(l.amount_cents), 0) from public.invoice_lines l where l.organization_id = i.organization_id and l.invoice_id = i.id)),
   0, 'every invoice total is the sum of its lines');
 select is((select count(*)::int from (select 1 from public.ledger_entries group by organization_id, transaction_id having sum(amount_cents) <> 0) t),
   0, 'every ledger transaction sums to zero');
 select is((select count(*)::int from public.invoices i
-           where i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents
+           where greatest(i.total_cents, 0) - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents
               <> (select coalesce(sum(e.amount_cents), 0) from public.ledger_entries e
                   where e.organization_id = i.organization_id and e.invoice_id = i.id and e.ledger_account = 'accounts_receivable')),
   0, 'each invoice''s receivable in the ledger equals what is still owed on it');

@@ -152,7 +152,7 @@ comment on function public.rate_usage(uuid, date) is 'Usage rated so far for the
 revoke all on function public.rate_usage(uuid, date) from public, anon;
 grant execute on function public.rate_usage(uuid, date) to authenticated, service_role;
 
--- >>> sql/40_billing/20_bill_run.sql (sha256 8bde5bc0e5f61ea3a59ce25fda9a5e22a30f7608d79378ef92064a09a0717cab)
+-- >>> sql/40_billing/20_bill_run.sql (sha256 ae7b2afaf81be3a4e8cccdab5fda6b644f2163c9d96daab06d32abca975fd317)
 -- The bill run. run_bill_cycle(organization, billing month) invoices every account whose
 -- cycle in that month has started (billing day d: the cycle starts on day d), once: an
 -- account with an invoice for the month is skipped, so a re-run changes nothing and a daily
@@ -168,6 +168,7 @@ grant execute on function public.rate_usage(uuid, date) to authenticated, servic
 --   * usage re-rated for the cycle before P, when late records changed it after its invoice;
 --   * discounts on the recurring charges; then taxes and fees per jurisdiction (private.compute_taxes).
 -- Every line is rounded once, to whole cents, half away from zero; totals are sums of lines.
+-- An invoice whose total is negative is paid at once and its credit goes to the wallet.
 
 create or replace function private.compute_taxes(organization_id uuid, provider text)
 returns void
@@ -473,10 +474,33 @@ begin
     from pg_temp.bill_lines x join pg_temp.bill_invoices v on v.account_id = x.account_id
    where x.charge_id is not null and ch.organization_id = org and ch.id = x.charge_id;
 
+  -- An invoice that comes out negative (a cancellation credit larger than the new charges, say)
+  -- owes nothing: its credit moves to the account's wallet, which pays what is still open.
+  perform 1 from public.accounts a
+   where a.organization_id = org and a.id in (select v.account_id from pg_temp.bill_invoices v where v.subtotal + v.discount + v.tax < 0)
+   order by a.id for update;
+  with negative as materialized (
+    select v.id, v.account_id, v.number, -(v.subtotal + v.discount + v.tax) as credit, gen_random_uuid() as transaction_id
+    from pg_temp.bill_invoices v where v.subtotal + v.discount + v.tax < 0
+  ), moved as (
+    insert into public.wallet_transactions (organization_id, account_id, kind, amount_cents, balance_after_cents, invoice_id, description)
+    select org, n.account_id, 'credit', n.credit, private.wallet_balance(org, n.account_id) + n.credit, n.id,
+           'Credit from invoice ' || policy.invoice_prefix || lpad(n.number::text, 6, '0')
+    from negative n
+    returning 1
+  )
+  insert into public.ledger_entries (organization_id, transaction_id, source, ledger_account, amount_cents, account_id, invoice_id)
+  select org, n.transaction_id, 'wallet', e.ledger_account, e.amount, n.account_id, e.invoice_id
+  from negative n
+  cross join lateral (values ('accounts_receivable'::public.ledger_account, n.credit, n.id),
+                             ('wallet_liability'::public.ledger_account, -n.credit, null::uuid)) e (ledger_account, amount, invoice_id);
+
   if policy.apply_wallet_to_invoices then
     perform private.apply_wallets(org, array(
-      select v.id from pg_temp.bill_invoices v
-      where exists (select 1 from public.wallet_transactions w where w.organization_id = org and w.account_id = v.account_id)));
+      select i.id from public.invoices i
+      where i.organization_id = org and i.status in ('open', 'past_due')
+        and i.account_id in (select v.account_id from pg_temp.bill_invoices v)
+        and exists (select 1 from public.wallet_transactions w where w.organization_id = org and w.account_id = i.account_id)));
   end if;
 
   update public.bill_runs r
