@@ -133,8 +133,16 @@ stable
 security definer
 set search_path = ''
 as $$
+declare
+  staff boolean := private.user_role(rate_usage.organization_id) is not null
+                   or coalesce(nullif(current_setting('role', true), ''), 'none') = 'service_role'
+                   or exists (select 1 from pg_catalog.pg_roles r where r.rolname = session_user and r.rolsuper
+                              and coalesce(nullif(current_setting('role', true), ''), 'none') = 'none');
+  own uuid[] := private.customer_account_ids();
 begin
-  perform private.require_role(rate_usage.organization_id, 'viewer');
+  if not staff and cardinality(own) = 0 then
+    perform private.require_role(rate_usage.organization_id, 'viewer');  -- raises the usual refusal
+  end if;
   if rate_usage.billing_month is null or rate_usage.billing_month <> date_trunc('month', rate_usage.billing_month)::date then
     raise exception 'give the first day of the billing month, not %', rate_usage.billing_month using errcode = '22023';
   end if;
@@ -142,9 +150,10 @@ begin
     select r.account_id, r.subscriber_id, r.mdn, r.pooled, r.cycle_start, r.cycle_end, r.data_bytes, r.voice_seconds, r.sms_count,
            r.data_allowance_bytes, r.data_overage_gb, r.voice_overage_minutes, r.sms_overage,
            r.data_overage_cents + r.voice_overage_cents + r.sms_overage_cents
-    from private.rate_cycles(rate_usage.organization_id, rate_usage.billing_month) r;
+    from private.rate_cycles(rate_usage.organization_id, rate_usage.billing_month) r
+    where staff or r.account_id = any (own);
 end;
 $$;
-comment on function public.rate_usage(uuid, date) is 'Usage rated so far for the cycles that start in a billing month (staff): quantities, allowances and overage per line and per pooled account. The same rating the bill run invoices.';
+comment on function public.rate_usage(uuid, date) is 'Usage rated so far for the cycles that start in a billing month: quantities, allowances and overage per line and per pooled account, as the bill run will invoice them. Staff see every account of the organization; a self-service customer sees their own accounts.';
 revoke all on function public.rate_usage(uuid, date) from public, anon;
 grant execute on function public.rate_usage(uuid, date) to authenticated, service_role;

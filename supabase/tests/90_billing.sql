@@ -317,6 +317,13 @@ select is((select count(*)::int from public.invoices), 1, 'the customer sees the
 select matches(public.invoice_html((select id from public.invoices limit 1)), 'INV-000001.*Dana Reyes.*Activation fee.*\$68\.38',
   'and its HTML page');
 select is(public.invoice_html((select id from public.invoices where false)), null, 'no page for nothing');
+select results_eq(
+  $$select account_id::text, subscriber_id::text, data_bytes from public.rate_usage('10000000-0000-4000-8000-00000000000a', '2026-01-01')$$,
+  $$values ('ac000000-0000-4000-8000-00000000000a', '5b100000-0000-4000-8000-00000000000a', 734003200::bigint)$$,
+  'a customer rates their own line''s usage, and only theirs');
+select set_config('request.jwt.claims', '{"sub": "d0000000-0000-4000-8000-000000000001", "role": "authenticated"}', true);
+select throws_ok($$select * from public.rate_usage('10000000-0000-4000-8000-00000000000a', '2026-01-01')$$,
+  '42501', null, 'someone of no organization cannot rate its usage');
 reset role;
 
 select * from finish();

@@ -5944,7 +5944,7 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
-    /// Usage rated so far for the cycles that start in a billing month (staff): quantities, allowances and overage per line and per pooled account. The same rating the bill run invoices.
+    /// Usage rated so far for the cycles that start in a billing month: quantities, allowances and overage per line and per pooled account, as the bill run will invoice them. Staff see every account of the organization; a self-service customer sees their own accounts.
     ///
     /// - Remark: Generated from `public.rate_usage(uuid,date)`.
     public struct RateUsage: WingtelFunction {
