@@ -88,7 +88,7 @@ public struct Billing: Sendable {
                 """, logger: logger)
             var due = 0
             for try await count in dueRows.decode(Int.self) { due = count }
-            progress("\(slug) \(month): \(due) account(s) due; rating, invoicing and posting …")
+            progress("\(slug) \(month): \(due) account(s) whose cycle has started and have no invoice yet; rating, invoicing and posting …")
 
             let started = ContinuousClock.now
             let ticker = Task {

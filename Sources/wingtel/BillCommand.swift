@@ -39,7 +39,10 @@ struct BillRunCommand: AsyncParsableCommand {
         print(
             "Bill run \(summary.runID) for \(org) \(month): \(summary.invoicesCreated) invoice(s) (\(numbers)), total \(CSV.money(summary.totalCents)) incl. tax \(CSV.money(summary.taxCents)), in \(formatDuration(elapsed))."
         )
-        if summary.invoicesCreated == 0 {
+        if summary.accountsDue > summary.invoicesCreated {
+            note("\(summary.accountsDue - summary.invoicesCreated) account(s) had nothing to bill (no live line, charge or credit).")
+        }
+        if summary.accountsDue == 0 {
             note("Nothing to bill: every account due in \(month) has its invoice already, or its cycle has not started.")
         }
     }
