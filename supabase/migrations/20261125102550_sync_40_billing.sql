@@ -1,6 +1,6 @@
 -- Compiled by `wingtel db sync` from the definitions in sql/. Edit those files, not this one.
 
--- >>> sql/40_billing/10_rating.sql (sha256 0bf205b777b84874f0da9fdd54e554f6a90073da937d7975adeb0ac848f39000)
+-- >>> sql/40_billing/10_rating.sql (sha256 51345be09fd23d17f9f447018a2dd5b04021290c542df216070da90634d4552e)
 -- Rating: usage of a billing cycle against the allowances of the line's plan, data packs
 -- and pools, priced at the plan's overage rates. Set-based over every account of the
 -- organization; the bill run rates the cycle before the invoiced one (usage in arrears) and
@@ -59,11 +59,16 @@ as $$
       and s.effective && tstzrange(b.start_ts, b.end_ts, '[)')
     order by s.subscriber_id, lower(s.effective) desc
   ), used as (
+    -- From the rollups of the month's window, joined by hash to the lines' accounts and cycles
+    -- (never one index probe per line: at a million lines that reads the index a million times).
     select d.subscriber_id, sum(d.data_bytes)::bigint as data_bytes, sum(d.voice_seconds)::bigint as voice_seconds,
            sum(d.sms_count)::bigint as sms_count
-    from lines l join public.usage_daily d
-      on d.organization_id = rate_cycles.organization_id and d.subscriber_id = l.subscriber_id
-     and d.day >= l.cycle_start and d.day < l.cycle_end
+    from public.usage_daily d
+    join public.subscribers l on l.organization_id = rate_cycles.organization_id and l.id = d.subscriber_id
+    join cycles c on c.account_id = l.account_id
+    where d.organization_id = rate_cycles.organization_id
+      and d.day >= rate_cycles.billing_month and d.day < rate_cycles.billing_month + interval '2 months'
+      and d.day >= c.cycle_start and d.day < c.cycle_end
     group by d.subscriber_id
   ), packs as (
     -- Data packs: a one-off pack counts in the cycle it was bought in, a monthly one in each cycle it overlaps.
