@@ -197,14 +197,17 @@ def main():
         result_line = next(line for line in out.splitlines() if "," in line and not line.startswith("Time"))
         progress(f"rep {rep + 1}/{args.reps}: rating {rating[-1]:.2f} s, bill run {bill[-1]:.2f} s ({result_line})")
 
-    # What one November run writes (run once more and keep it, to count).
-    psql(url, f"select public.run_bill_cycle('{ORG}', '2026-11-01', '2026-11-29 12:00-05')")
+    # What one November run writes: run it once more and count, in a transaction rolled back
+    # (so the scratch database stays reusable).
     written = psql(url, f"""
+      begin;
+      select count(*) from public.run_bill_cycle('{ORG}', '2026-11-01', '2026-11-29 12:00-05');
       select (select count(*) from public.invoice_lines l join public.invoices i on i.id = l.invoice_id where i.organization_id = '{ORG}' and i.billing_month = '2026-11-01')
         || ',' || (select count(*) from public.ledger_entries e join public.invoices i on i.id = e.invoice_id where i.organization_id = '{ORG}' and i.billing_month = '2026-11-01' and e.source = 'invoice')
         || ',' || (select count(*) from public.invoice_lines l join public.invoices i on i.id = l.invoice_id where i.organization_id = '{ORG}' and i.billing_month = '2026-11-01' and l.kind = 'proration')
         || ',' || (select count(*) from public.invoice_lines l join public.invoices i on i.id = l.invoice_id where i.organization_id = '{ORG}' and i.billing_month = '2026-11-01' and l.kind = 'usage')
-        || ',' || (select count(*) from public.invoice_lines l join public.invoices i on i.id = l.invoice_id where i.organization_id = '{ORG}' and i.billing_month = '2026-11-01' and l.kind = 'tax')""").split(",")
+        || ',' || (select count(*) from public.invoice_lines l join public.invoices i on i.id = l.invoice_id where i.organization_id = '{ORG}' and i.billing_month = '2026-11-01' and l.kind = 'tax');
+      rollback;""").splitlines()[-1].split(",")
     invoices, total, tax = result_line.split(",")
     # The records the rating covers: those inside each account's October cycle.
     usage_in_cycles = int(psql(url, f"""
