@@ -8,6 +8,11 @@ create function pg_temp.as_service() returns void language sql as $$
   set local role service_role;
 $$;
 
+-- Only this test's command is due: commands other data left in the outbox (the demo's dunning
+-- suspensions in a quick-start database, say) wait until after the test (rolled back anyway).
+update public.carrier_commands set next_attempt_at = now() + interval '1 day' where status in ('pending', 'in_flight');
+update public.carrier_commands set lease_until = now() + interval '1 day' where status = 'in_flight';
+
 -- A suspension waiting in the outbox.
 select public.suspend_subscriber('10000000-0000-4000-8000-00000000000a', '5b100000-0000-4000-8000-00000000000a', 'non_payment');
 update public.carrier_commands set max_attempts = 3 where subscriber_id = '5b100000-0000-4000-8000-00000000000a' and status = 'pending';
