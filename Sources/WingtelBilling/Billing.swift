@@ -77,18 +77,7 @@ public struct Billing: Sendable {
     ) async throws -> BillRunSummary {
         try await Database.withConnection(settings, logger: logger) { connection in
             let org = try await Self.organizationID(slug, on: connection, logger: logger)
-            let dueRows = try await connection.query(
-                """
-                select count(*)::int from public.accounts a
-                where a.organization_id = \(org)
-                  and (\(month.firstDay)::date + (a.billing_day - 1)) <= (coalesce(\(asOf)::timestamptz, now()) at time zone
-                        (select o.time_zone from public.organizations o where o.id = \(org)))::date
-                  and not exists (select 1 from public.invoices i where i.organization_id = a.organization_id
-                                  and i.account_id = a.id and i.billing_month = \(month.firstDay)::date)
-                """, logger: logger)
-            var due = 0
-            for try await count in dueRows.decode(Int.self) { due = count }
-            progress("\(slug) \(month): \(due) account(s) whose cycle has started and have no invoice yet; rating, invoicing and posting …")
+            progress("\(slug) \(month): rating, invoicing and posting …")
 
             let started = ContinuousClock.now
             let ticker = Task {
@@ -100,10 +89,10 @@ public struct Billing: Sendable {
             defer { ticker.cancel() }
             let rows = try await connection.query(
                 """
-                select r.id, r.invoices_created, r.first_invoice_number, r.last_invoice_number, r.total_cents, r.tax_cents
+                select r.id, r.invoices_created, r.first_invoice_number, r.last_invoice_number, r.total_cents, r.tax_cents, r.accounts_due
                 from public.run_bill_cycle(\(org), \(month.firstDay)::date, coalesce(\(asOf)::timestamptz, now())) r
                 """, logger: logger)
-            for try await (id, invoices, first, last, total, tax) in rows.decode((UUID, Int, Int64?, Int64?, Int64, Int64).self) {
+            for try await (id, invoices, first, last, total, tax, due) in rows.decode((UUID, Int, Int64?, Int64?, Int64, Int64, Int).self) {
                 return BillRunSummary(
                     runID: id, invoicesCreated: invoices, firstInvoiceNumber: first, lastInvoiceNumber: last,
                     totalCents: total, taxCents: tax, accountsDue: due)

@@ -67,6 +67,7 @@ declare
   billed_before boolean;
   first_number bigint;
   invoice_count integer;
+  due_count integer;
 begin
   perform private.require_role(org, 'operator');
   if month is null or month <> date_trunc('month', month)::date then
@@ -107,6 +108,7 @@ begin
   cross join lateral (select (month + (a.billing_day - 1))::date as cycle_start) c
   where a.organization_id = org and c.cycle_start <= today
     and not exists (select 1 from public.invoices i where i.organization_id = org and i.account_id = a.id and i.billing_month = month);
+  get diagnostics due_count = row_count;
   alter table pg_temp.bill_accounts add primary key (account_id);
   analyze pg_temp.bill_accounts;
 
@@ -349,7 +351,7 @@ begin
   end if;
 
   update public.bill_runs r
-     set finished_at = clock_timestamp(), accounts_billed = invoice_count, invoices_created = invoice_count,
+     set finished_at = clock_timestamp(), accounts_due = due_count, invoices_created = invoice_count,
          first_invoice_number = case when invoice_count > 0 then first_number end,
          last_invoice_number = case when invoice_count > 0 then first_number + invoice_count - 1 end,
          total_cents = coalesce((select sum(v.subtotal + v.discount + v.tax) from pg_temp.bill_invoices v), 0),

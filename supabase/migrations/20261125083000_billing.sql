@@ -129,7 +129,7 @@ create table public.bill_runs (
   started_at timestamptz not null default clock_timestamp(),
   finished_at timestamptz,
   run_by text not null default current_user,
-  accounts_billed integer not null default 0,
+  accounts_due integer not null default 0,
   invoices_created integer not null default 0,
   first_invoice_number bigint,
   last_invoice_number bigint,
@@ -141,6 +141,7 @@ create table public.bill_runs (
 alter table public.bill_runs enable row level security;
 create index bill_runs_month_idx on public.bill_runs (organization_id, billing_month);
 comment on table public.bill_runs is 'Each call of run_bill_cycle: the billing month, what it billed and the invoice numbers it used. A re-run of a month bills only accounts not billed yet.';
+comment on column public.bill_runs.accounts_due is 'Accounts whose cycle of the month had started and that had no invoice for it; those with nothing to bill get no invoice.';
 
 create table public.invoices (
   organization_id uuid not null,

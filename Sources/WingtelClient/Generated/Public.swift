@@ -878,14 +878,15 @@ extension Public {
             public var startedAt: Date
             public var finishedAt: Date?
             public var runBy: String
-            public var accountsBilled: Int32
+            /// Accounts whose cycle of the month had started and that had no invoice for it; those with nothing to bill get no invoice.
+            public var accountsDue: Int32
             public var invoicesCreated: Int32
             public var firstInvoiceNumber: Int64?
             public var lastInvoiceNumber: Int64?
             public var totalCents: Int64
             public var taxCents: Int64
 
-            public init(organizationId: UUID, id: UUID, billingMonth: WingtelDate, asOf: Date, startedAt: Date, finishedAt: Date? = nil, runBy: String, accountsBilled: Int32, invoicesCreated: Int32, firstInvoiceNumber: Int64? = nil, lastInvoiceNumber: Int64? = nil, totalCents: Int64, taxCents: Int64) {
+            public init(organizationId: UUID, id: UUID, billingMonth: WingtelDate, asOf: Date, startedAt: Date, finishedAt: Date? = nil, runBy: String, accountsDue: Int32, invoicesCreated: Int32, firstInvoiceNumber: Int64? = nil, lastInvoiceNumber: Int64? = nil, totalCents: Int64, taxCents: Int64) {
                 self.organizationId = organizationId
                 self.id = id
                 self.billingMonth = billingMonth
@@ -893,7 +894,7 @@ extension Public {
                 self.startedAt = startedAt
                 self.finishedAt = finishedAt
                 self.runBy = runBy
-                self.accountsBilled = accountsBilled
+                self.accountsDue = accountsDue
                 self.invoicesCreated = invoicesCreated
                 self.firstInvoiceNumber = firstInvoiceNumber
                 self.lastInvoiceNumber = lastInvoiceNumber
@@ -909,7 +910,7 @@ extension Public {
                 case startedAt = "started_at"
                 case finishedAt = "finished_at"
                 case runBy = "run_by"
-                case accountsBilled = "accounts_billed"
+                case accountsDue = "accounts_due"
                 case invoicesCreated = "invoices_created"
                 case firstInvoiceNumber = "first_invoice_number"
                 case lastInvoiceNumber = "last_invoice_number"
@@ -927,14 +928,15 @@ extension Public {
             public var startedAt: Date?
             public var finishedAt: Date?
             public var runBy: String?
-            public var accountsBilled: Int32?
+            /// Accounts whose cycle of the month had started and that had no invoice for it; those with nothing to bill get no invoice.
+            public var accountsDue: Int32?
             public var invoicesCreated: Int32?
             public var firstInvoiceNumber: Int64?
             public var lastInvoiceNumber: Int64?
             public var totalCents: Int64?
             public var taxCents: Int64?
 
-            public init(organizationId: UUID, id: UUID? = nil, billingMonth: WingtelDate, asOf: Date, startedAt: Date? = nil, finishedAt: Date? = nil, runBy: String? = nil, accountsBilled: Int32? = nil, invoicesCreated: Int32? = nil, firstInvoiceNumber: Int64? = nil, lastInvoiceNumber: Int64? = nil, totalCents: Int64? = nil, taxCents: Int64? = nil) {
+            public init(organizationId: UUID, id: UUID? = nil, billingMonth: WingtelDate, asOf: Date, startedAt: Date? = nil, finishedAt: Date? = nil, runBy: String? = nil, accountsDue: Int32? = nil, invoicesCreated: Int32? = nil, firstInvoiceNumber: Int64? = nil, lastInvoiceNumber: Int64? = nil, totalCents: Int64? = nil, taxCents: Int64? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.billingMonth = billingMonth
@@ -942,7 +944,7 @@ extension Public {
                 self.startedAt = startedAt
                 self.finishedAt = finishedAt
                 self.runBy = runBy
-                self.accountsBilled = accountsBilled
+                self.accountsDue = accountsDue
                 self.invoicesCreated = invoicesCreated
                 self.firstInvoiceNumber = firstInvoiceNumber
                 self.lastInvoiceNumber = lastInvoiceNumber
@@ -958,7 +960,7 @@ extension Public {
                 case startedAt = "started_at"
                 case finishedAt = "finished_at"
                 case runBy = "run_by"
-                case accountsBilled = "accounts_billed"
+                case accountsDue = "accounts_due"
                 case invoicesCreated = "invoices_created"
                 case firstInvoiceNumber = "first_invoice_number"
                 case lastInvoiceNumber = "last_invoice_number"
@@ -976,14 +978,15 @@ extension Public {
             public var startedAt: Date?
             public var finishedAt: Date?
             public var runBy: String?
-            public var accountsBilled: Int32?
+            /// Accounts whose cycle of the month had started and that had no invoice for it; those with nothing to bill get no invoice.
+            public var accountsDue: Int32?
             public var invoicesCreated: Int32?
             public var firstInvoiceNumber: Int64?
             public var lastInvoiceNumber: Int64?
             public var totalCents: Int64?
             public var taxCents: Int64?
 
-            public init(organizationId: UUID? = nil, id: UUID? = nil, billingMonth: WingtelDate? = nil, asOf: Date? = nil, startedAt: Date? = nil, finishedAt: Date? = nil, runBy: String? = nil, accountsBilled: Int32? = nil, invoicesCreated: Int32? = nil, firstInvoiceNumber: Int64? = nil, lastInvoiceNumber: Int64? = nil, totalCents: Int64? = nil, taxCents: Int64? = nil) {
+            public init(organizationId: UUID? = nil, id: UUID? = nil, billingMonth: WingtelDate? = nil, asOf: Date? = nil, startedAt: Date? = nil, finishedAt: Date? = nil, runBy: String? = nil, accountsDue: Int32? = nil, invoicesCreated: Int32? = nil, firstInvoiceNumber: Int64? = nil, lastInvoiceNumber: Int64? = nil, totalCents: Int64? = nil, taxCents: Int64? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.billingMonth = billingMonth
@@ -991,7 +994,7 @@ extension Public {
                 self.startedAt = startedAt
                 self.finishedAt = finishedAt
                 self.runBy = runBy
-                self.accountsBilled = accountsBilled
+                self.accountsDue = accountsDue
                 self.invoicesCreated = invoicesCreated
                 self.firstInvoiceNumber = firstInvoiceNumber
                 self.lastInvoiceNumber = lastInvoiceNumber
@@ -1007,7 +1010,7 @@ extension Public {
                 case startedAt = "started_at"
                 case finishedAt = "finished_at"
                 case runBy = "run_by"
-                case accountsBilled = "accounts_billed"
+                case accountsDue = "accounts_due"
                 case invoicesCreated = "invoices_created"
                 case firstInvoiceNumber = "first_invoice_number"
                 case lastInvoiceNumber = "last_invoice_number"

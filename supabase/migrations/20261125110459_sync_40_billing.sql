@@ -166,7 +166,7 @@ comment on function public.rate_usage(uuid, date) is 'Usage rated so far for the
 revoke all on function public.rate_usage(uuid, date) from public, anon;
 grant execute on function public.rate_usage(uuid, date) to authenticated, service_role;
 
--- >>> sql/40_billing/20_bill_run.sql (sha256 ae7b2afaf81be3a4e8cccdab5fda6b644f2163c9d96daab06d32abca975fd317)
+-- >>> sql/40_billing/20_bill_run.sql (sha256 109dfb27bfad7bc01a6ef1dfd56c1d9e2db4ff36da10215939119ea332b580e2)
 -- The bill run. run_bill_cycle(organization, billing month) invoices every account whose
 -- cycle in that month has started (billing day d: the cycle starts on day d), once: an
 -- account with an invoice for the month is skipped, so a re-run changes nothing and a daily
@@ -236,6 +236,7 @@ declare
   billed_before boolean;
   first_number bigint;
   invoice_count integer;
+  due_count integer;
 begin
   perform private.require_role(org, 'operator');
   if month is null or month <> date_trunc('month', month)::date then
@@ -276,6 +277,7 @@ begin
   cross join lateral (select (month + (a.billing_day - 1))::date as cycle_start) c
   where a.organization_id = org and c.cycle_start <= today
     and not exists (select 1 from public.invoices i where i.organization_id = org and i.account_id = a.id and i.billing_month = month);
+  get diagnostics due_count = row_count;
   alter table pg_temp.bill_accounts add primary key (account_id);
   analyze pg_temp.bill_accounts;
 
@@ -518,7 +520,7 @@ begin
   end if;
 
   update public.bill_runs r
-     set finished_at = clock_timestamp(), accounts_billed = invoice_count, invoices_created = invoice_count,
+     set finished_at = clock_timestamp(), accounts_due = due_count, invoices_created = invoice_count,
          first_invoice_number = case when invoice_count > 0 then first_number end,
          last_invoice_number = case when invoice_count > 0 then first_number + invoice_count - 1 end,
          total_cents = coalesce((select sum(v.subtotal + v.discount + v.tax) from pg_temp.bill_invoices v), 0),
