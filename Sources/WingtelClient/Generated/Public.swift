@@ -239,6 +239,35 @@ extension Public {
 }
 
 extension Public {
+    /// - Remark: Generated from enum `public.sms_direction`.
+    public enum SmsDirection: String, Codable, Sendable, Hashable, CaseIterable {
+        case inbound
+        case outbound
+    }
+}
+
+extension Public {
+    /// Twilio's MessageStatus values. A message only moves forward (private.sms_status_rank): a late "sent" never overwrites "delivered".
+    ///
+    /// - Remark: Generated from enum `public.sms_status`.
+    public enum SmsStatus: String, Codable, Sendable, Hashable, CaseIterable {
+        case accepted
+        case scheduled
+        case queued
+        case sending
+        case sent
+        case receiving
+        case received
+        case delivered
+        case undelivered
+        case failed
+        case read
+        case partiallyDelivered = "partially_delivered"
+        case canceled
+    }
+}
+
+extension Public {
     /// - Remark: Generated from enum `public.suspend_reason`.
     public enum SuspendReason: String, Codable, Sendable, Hashable, CaseIterable {
         case nonPayment = "non_payment"
@@ -557,8 +586,10 @@ extension Public {
             public var tags: [String]
             public var createdAt: Date
             public var updatedAt: Date
+            /// The Stripe customer (cus_…) that pays for this account; Stripe events about it apply here.
+            public var stripeCustomerId: String?
 
-            public init(organizationId: UUID, id: UUID, externalId: String? = nil, name: String, email: String? = nil, phone: String? = nil, addressLine1: String? = nil, addressLine2: String? = nil, city: String? = nil, state: String? = nil, postalCode: String? = nil, country: String, county: String? = nil, billingDay: Int16, status: Public.AccountStatus, tags: [String], createdAt: Date, updatedAt: Date) {
+            public init(organizationId: UUID, id: UUID, externalId: String? = nil, name: String, email: String? = nil, phone: String? = nil, addressLine1: String? = nil, addressLine2: String? = nil, city: String? = nil, state: String? = nil, postalCode: String? = nil, country: String, county: String? = nil, billingDay: Int16, status: Public.AccountStatus, tags: [String], createdAt: Date, updatedAt: Date, stripeCustomerId: String? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.externalId = externalId
@@ -577,6 +608,7 @@ extension Public {
                 self.tags = tags
                 self.createdAt = createdAt
                 self.updatedAt = updatedAt
+                self.stripeCustomerId = stripeCustomerId
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -598,6 +630,7 @@ extension Public {
                 case tags
                 case createdAt = "created_at"
                 case updatedAt = "updated_at"
+                case stripeCustomerId = "stripe_customer_id"
             }
         }
 
@@ -622,8 +655,10 @@ extension Public {
             public var tags: [String]?
             public var createdAt: Date?
             public var updatedAt: Date?
+            /// The Stripe customer (cus_…) that pays for this account; Stripe events about it apply here.
+            public var stripeCustomerId: String?
 
-            public init(organizationId: UUID, id: UUID? = nil, externalId: String? = nil, name: String, email: String? = nil, phone: String? = nil, addressLine1: String? = nil, addressLine2: String? = nil, city: String? = nil, state: String? = nil, postalCode: String? = nil, country: String? = nil, county: String? = nil, billingDay: Int16? = nil, status: Public.AccountStatus? = nil, tags: [String]? = nil, createdAt: Date? = nil, updatedAt: Date? = nil) {
+            public init(organizationId: UUID, id: UUID? = nil, externalId: String? = nil, name: String, email: String? = nil, phone: String? = nil, addressLine1: String? = nil, addressLine2: String? = nil, city: String? = nil, state: String? = nil, postalCode: String? = nil, country: String? = nil, county: String? = nil, billingDay: Int16? = nil, status: Public.AccountStatus? = nil, tags: [String]? = nil, createdAt: Date? = nil, updatedAt: Date? = nil, stripeCustomerId: String? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.externalId = externalId
@@ -642,6 +677,7 @@ extension Public {
                 self.tags = tags
                 self.createdAt = createdAt
                 self.updatedAt = updatedAt
+                self.stripeCustomerId = stripeCustomerId
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -663,6 +699,7 @@ extension Public {
                 case tags
                 case createdAt = "created_at"
                 case updatedAt = "updated_at"
+                case stripeCustomerId = "stripe_customer_id"
             }
         }
 
@@ -687,8 +724,10 @@ extension Public {
             public var tags: [String]?
             public var createdAt: Date?
             public var updatedAt: Date?
+            /// The Stripe customer (cus_…) that pays for this account; Stripe events about it apply here.
+            public var stripeCustomerId: String?
 
-            public init(organizationId: UUID? = nil, id: UUID? = nil, externalId: String? = nil, name: String? = nil, email: String? = nil, phone: String? = nil, addressLine1: String? = nil, addressLine2: String? = nil, city: String? = nil, state: String? = nil, postalCode: String? = nil, country: String? = nil, county: String? = nil, billingDay: Int16? = nil, status: Public.AccountStatus? = nil, tags: [String]? = nil, createdAt: Date? = nil, updatedAt: Date? = nil) {
+            public init(organizationId: UUID? = nil, id: UUID? = nil, externalId: String? = nil, name: String? = nil, email: String? = nil, phone: String? = nil, addressLine1: String? = nil, addressLine2: String? = nil, city: String? = nil, state: String? = nil, postalCode: String? = nil, country: String? = nil, county: String? = nil, billingDay: Int16? = nil, status: Public.AccountStatus? = nil, tags: [String]? = nil, createdAt: Date? = nil, updatedAt: Date? = nil, stripeCustomerId: String? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.externalId = externalId
@@ -707,6 +746,7 @@ extension Public {
                 self.tags = tags
                 self.createdAt = createdAt
                 self.updatedAt = updatedAt
+                self.stripeCustomerId = stripeCustomerId
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -728,6 +768,7 @@ extension Public {
                 case tags
                 case createdAt = "created_at"
                 case updatedAt = "updated_at"
+                case stripeCustomerId = "stripe_customer_id"
             }
         }
     }
@@ -1190,6 +1231,46 @@ extension Public {
                 case applyWalletToInvoices = "apply_wallet_to_invoices"
                 case taxProvider = "tax_provider"
                 case updatedAt = "updated_at"
+            }
+        }
+    }
+}
+
+extension Public {
+    /// Inbound texts customer care has not answered yet (free text routed to care; answered once an agent's outbound message to the number follows).
+    ///
+    /// - Remark: Generated from view `public.care_inbox`.
+    public enum CareInbox: WingtelView {
+        public static let qualifiedName = "public.care_inbox"
+
+        /// A row as read from `public.care_inbox`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var messageId: UUID?
+            public var createdAt: Date?
+            public var fromNumber: String?
+            public var accountId: UUID?
+            public var subscriberId: UUID?
+            public var body: String?
+
+            public init(organizationId: UUID? = nil, messageId: UUID? = nil, createdAt: Date? = nil, fromNumber: String? = nil, accountId: UUID? = nil, subscriberId: UUID? = nil, body: String? = nil) {
+                self.organizationId = organizationId
+                self.messageId = messageId
+                self.createdAt = createdAt
+                self.fromNumber = fromNumber
+                self.accountId = accountId
+                self.subscriberId = subscriberId
+                self.body = body
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case messageId = "message_id"
+                case createdAt = "created_at"
+                case fromNumber = "from_number"
+                case accountId = "account_id"
+                case subscriberId = "subscriber_id"
+                case body
             }
         }
     }
@@ -2702,6 +2783,99 @@ extension Public {
 }
 
 extension Public {
+    /// The organization's own SMS numbers (Twilio). An inbound message belongs to the organization that owns the number it was sent to.
+    ///
+    /// - Remark: Generated from table `public.messaging_numbers`.
+    public enum MessagingNumbers: WingtelTable {
+        public static let qualifiedName = "public.messaging_numbers"
+
+        /// A row as read from `public.messaging_numbers`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID
+            public var phoneNumber: String
+            public var provider: String
+            public var label: String?
+            public var createdAt: Date
+
+            public init(organizationId: UUID, id: UUID, phoneNumber: String, provider: String, label: String? = nil, createdAt: Date) {
+                self.organizationId = organizationId
+                self.id = id
+                self.phoneNumber = phoneNumber
+                self.provider = provider
+                self.label = label
+                self.createdAt = createdAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case phoneNumber = "phone_number"
+                case provider
+                case label
+                case createdAt = "created_at"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID?
+            public var phoneNumber: String
+            public var provider: String?
+            public var label: String?
+            public var createdAt: Date?
+
+            public init(organizationId: UUID, id: UUID? = nil, phoneNumber: String, provider: String? = nil, label: String? = nil, createdAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.phoneNumber = phoneNumber
+                self.provider = provider
+                self.label = label
+                self.createdAt = createdAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case phoneNumber = "phone_number"
+                case provider
+                case label
+                case createdAt = "created_at"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var phoneNumber: String?
+            public var provider: String?
+            public var label: String?
+            public var createdAt: Date?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, phoneNumber: String? = nil, provider: String? = nil, label: String? = nil, createdAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.phoneNumber = phoneNumber
+                self.provider = provider
+                self.label = label
+                self.createdAt = createdAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case phoneNumber = "phone_number"
+                case provider
+                case label
+                case createdAt = "created_at"
+            }
+        }
+    }
+}
+
+extension Public {
     /// Customer-care notes on an account or one of its lines (staff only).
     ///
     /// - Remark: Generated from table `public.notes`.
@@ -3812,6 +3986,282 @@ extension Public {
                 case state
                 case createdAt = "created_at"
                 case updatedAt = "updated_at"
+            }
+        }
+    }
+}
+
+extension Public {
+    /// SMS conversations: inbound messages (with the keyword recognised, or routed to customer care) and outbound replies and notifications, with Twilio's delivery status.
+    ///
+    /// - Remark: Generated from table `public.sms_messages`.
+    public enum SmsMessages: WingtelTable {
+        public static let qualifiedName = "public.sms_messages"
+
+        /// A row as read from `public.sms_messages`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID
+            public var direction: Public.SmsDirection
+            /// Twilio MessageSid (SM…/MM…); unique per organization, which makes a re-delivered webhook a no-op.
+            public var providerSid: String?
+            public var fromNumber: String
+            public var toNumber: String
+            public var body: String
+            public var numMedia: Int32
+            public var status: Public.SmsStatus
+            public var errorCode: String?
+            public var accountId: UUID?
+            public var subscriberId: UUID?
+            /// The command an inbound message was read as (BAL, USAGE, HELP, STOP, START), null for free text.
+            public var keyword: String?
+            /// care: free text that customer care must answer (open in public.care_inbox).
+            public var routedTo: String?
+            public var inReplyTo: UUID?
+            public var createdAt: Date
+            public var updatedAt: Date
+
+            public init(organizationId: UUID, id: UUID, direction: Public.SmsDirection, providerSid: String? = nil, fromNumber: String, toNumber: String, body: String, numMedia: Int32, status: Public.SmsStatus, errorCode: String? = nil, accountId: UUID? = nil, subscriberId: UUID? = nil, keyword: String? = nil, routedTo: String? = nil, inReplyTo: UUID? = nil, createdAt: Date, updatedAt: Date) {
+                self.organizationId = organizationId
+                self.id = id
+                self.direction = direction
+                self.providerSid = providerSid
+                self.fromNumber = fromNumber
+                self.toNumber = toNumber
+                self.body = body
+                self.numMedia = numMedia
+                self.status = status
+                self.errorCode = errorCode
+                self.accountId = accountId
+                self.subscriberId = subscriberId
+                self.keyword = keyword
+                self.routedTo = routedTo
+                self.inReplyTo = inReplyTo
+                self.createdAt = createdAt
+                self.updatedAt = updatedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case direction
+                case providerSid = "provider_sid"
+                case fromNumber = "from_number"
+                case toNumber = "to_number"
+                case body
+                case numMedia = "num_media"
+                case status
+                case errorCode = "error_code"
+                case accountId = "account_id"
+                case subscriberId = "subscriber_id"
+                case keyword
+                case routedTo = "routed_to"
+                case inReplyTo = "in_reply_to"
+                case createdAt = "created_at"
+                case updatedAt = "updated_at"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID?
+            public var direction: Public.SmsDirection
+            /// Twilio MessageSid (SM…/MM…); unique per organization, which makes a re-delivered webhook a no-op.
+            public var providerSid: String?
+            public var fromNumber: String
+            public var toNumber: String
+            public var body: String?
+            public var numMedia: Int32?
+            public var status: Public.SmsStatus
+            public var errorCode: String?
+            public var accountId: UUID?
+            public var subscriberId: UUID?
+            /// The command an inbound message was read as (BAL, USAGE, HELP, STOP, START), null for free text.
+            public var keyword: String?
+            /// care: free text that customer care must answer (open in public.care_inbox).
+            public var routedTo: String?
+            public var inReplyTo: UUID?
+            public var createdAt: Date?
+            public var updatedAt: Date?
+
+            public init(organizationId: UUID, id: UUID? = nil, direction: Public.SmsDirection, providerSid: String? = nil, fromNumber: String, toNumber: String, body: String? = nil, numMedia: Int32? = nil, status: Public.SmsStatus, errorCode: String? = nil, accountId: UUID? = nil, subscriberId: UUID? = nil, keyword: String? = nil, routedTo: String? = nil, inReplyTo: UUID? = nil, createdAt: Date? = nil, updatedAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.direction = direction
+                self.providerSid = providerSid
+                self.fromNumber = fromNumber
+                self.toNumber = toNumber
+                self.body = body
+                self.numMedia = numMedia
+                self.status = status
+                self.errorCode = errorCode
+                self.accountId = accountId
+                self.subscriberId = subscriberId
+                self.keyword = keyword
+                self.routedTo = routedTo
+                self.inReplyTo = inReplyTo
+                self.createdAt = createdAt
+                self.updatedAt = updatedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case direction
+                case providerSid = "provider_sid"
+                case fromNumber = "from_number"
+                case toNumber = "to_number"
+                case body
+                case numMedia = "num_media"
+                case status
+                case errorCode = "error_code"
+                case accountId = "account_id"
+                case subscriberId = "subscriber_id"
+                case keyword
+                case routedTo = "routed_to"
+                case inReplyTo = "in_reply_to"
+                case createdAt = "created_at"
+                case updatedAt = "updated_at"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var direction: Public.SmsDirection?
+            /// Twilio MessageSid (SM…/MM…); unique per organization, which makes a re-delivered webhook a no-op.
+            public var providerSid: String?
+            public var fromNumber: String?
+            public var toNumber: String?
+            public var body: String?
+            public var numMedia: Int32?
+            public var status: Public.SmsStatus?
+            public var errorCode: String?
+            public var accountId: UUID?
+            public var subscriberId: UUID?
+            /// The command an inbound message was read as (BAL, USAGE, HELP, STOP, START), null for free text.
+            public var keyword: String?
+            /// care: free text that customer care must answer (open in public.care_inbox).
+            public var routedTo: String?
+            public var inReplyTo: UUID?
+            public var createdAt: Date?
+            public var updatedAt: Date?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, direction: Public.SmsDirection? = nil, providerSid: String? = nil, fromNumber: String? = nil, toNumber: String? = nil, body: String? = nil, numMedia: Int32? = nil, status: Public.SmsStatus? = nil, errorCode: String? = nil, accountId: UUID? = nil, subscriberId: UUID? = nil, keyword: String? = nil, routedTo: String? = nil, inReplyTo: UUID? = nil, createdAt: Date? = nil, updatedAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.direction = direction
+                self.providerSid = providerSid
+                self.fromNumber = fromNumber
+                self.toNumber = toNumber
+                self.body = body
+                self.numMedia = numMedia
+                self.status = status
+                self.errorCode = errorCode
+                self.accountId = accountId
+                self.subscriberId = subscriberId
+                self.keyword = keyword
+                self.routedTo = routedTo
+                self.inReplyTo = inReplyTo
+                self.createdAt = createdAt
+                self.updatedAt = updatedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case direction
+                case providerSid = "provider_sid"
+                case fromNumber = "from_number"
+                case toNumber = "to_number"
+                case body
+                case numMedia = "num_media"
+                case status
+                case errorCode = "error_code"
+                case accountId = "account_id"
+                case subscriberId = "subscriber_id"
+                case keyword
+                case routedTo = "routed_to"
+                case inReplyTo = "in_reply_to"
+                case createdAt = "created_at"
+                case updatedAt = "updated_at"
+            }
+        }
+    }
+}
+
+extension Public {
+    /// Numbers that sent an opt-out keyword (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT) to one of the organization's numbers; START, YES or UNSTOP removes the row. No marketing SMS goes to a number listed here.
+    ///
+    /// - Remark: Generated from table `public.sms_opt_outs`.
+    public enum SmsOptOuts: WingtelTable {
+        public static let qualifiedName = "public.sms_opt_outs"
+
+        /// A row as read from `public.sms_opt_outs`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var phoneNumber: String
+            public var keyword: String
+            public var optedOutAt: Date
+
+            public init(organizationId: UUID, phoneNumber: String, keyword: String, optedOutAt: Date) {
+                self.organizationId = organizationId
+                self.phoneNumber = phoneNumber
+                self.keyword = keyword
+                self.optedOutAt = optedOutAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case phoneNumber = "phone_number"
+                case keyword
+                case optedOutAt = "opted_out_at"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var phoneNumber: String
+            public var keyword: String
+            public var optedOutAt: Date?
+
+            public init(organizationId: UUID, phoneNumber: String, keyword: String, optedOutAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.phoneNumber = phoneNumber
+                self.keyword = keyword
+                self.optedOutAt = optedOutAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case phoneNumber = "phone_number"
+                case keyword
+                case optedOutAt = "opted_out_at"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var phoneNumber: String?
+            public var keyword: String?
+            public var optedOutAt: Date?
+
+            public init(organizationId: UUID? = nil, phoneNumber: String? = nil, keyword: String? = nil, optedOutAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.phoneNumber = phoneNumber
+                self.keyword = keyword
+                self.optedOutAt = optedOutAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case phoneNumber = "phone_number"
+                case keyword
+                case optedOutAt = "opted_out_at"
             }
         }
     }
@@ -5066,6 +5516,52 @@ extension Public {
 }
 
 extension Public {
+    /// Inbound provider events of the caller's organizations (analysts and up), each once, with what it did: applied, ignored (a type Wingtel does not act on) or unmatched (no account, number, line or command of the organization).
+    ///
+    /// - Remark: Generated from view `public.webhook_events`.
+    public enum WebhookEvents: WingtelView {
+        public static let qualifiedName = "public.webhook_events"
+
+        /// A row as read from `public.webhook_events`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var provider: String?
+            public var eventId: String?
+            public var eventType: String?
+            public var outcome: String?
+            public var detail: String?
+            public var requestId: String?
+            public var receivedAt: Date?
+            public var payload: JSONValue?
+
+            public init(organizationId: UUID? = nil, provider: String? = nil, eventId: String? = nil, eventType: String? = nil, outcome: String? = nil, detail: String? = nil, requestId: String? = nil, receivedAt: Date? = nil, payload: JSONValue? = nil) {
+                self.organizationId = organizationId
+                self.provider = provider
+                self.eventId = eventId
+                self.eventType = eventType
+                self.outcome = outcome
+                self.detail = detail
+                self.requestId = requestId
+                self.receivedAt = receivedAt
+                self.payload = payload
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case provider
+                case eventId = "event_id"
+                case eventType = "event_type"
+                case outcome
+                case detail
+                case requestId = "request_id"
+                case receivedAt = "received_at"
+                case payload
+            }
+        }
+    }
+}
+
+extension Public {
     /// Typed calls of the functions in `public`.
     public enum Functions {}
 }
@@ -5523,6 +6019,122 @@ extension Public.Functions {
             case name
             case currency
             case timeZone = "time_zone"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Applies one authenticated carrier callback once: a command result correlated by the carrier's request id (completed or rolled back), or a line state change reported by the carrier (confirms an open command, or moves network_status and notes it in the line's history). Returns {outcome, event_id, detail}.
+    ///
+    /// - Remark: Generated from `public.handle_carrier_event(text,jsonb,text)`.
+    public struct HandleCarrierEvent: WingtelFunction {
+        public typealias Output = JSONValue?
+        public static let qualifiedName = "public.handle_carrier_event"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "carrier", sqlType: "text", hasDefault: false),
+            WingtelArgument(name: "event", sqlType: "jsonb", hasDefault: false),
+            WingtelArgument(name: "request_id", sqlType: "text", hasDefault: true),
+        ]
+
+        public var carrier: String
+        public var event: JSONValue
+        public var requestId: String?
+
+        public init(carrier: String, event: JSONValue, requestId: String? = nil) {
+            self.carrier = carrier
+            self.event = event
+            self.requestId = requestId
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case carrier
+            case event
+            case requestId = "request_id"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Applies one verified Stripe event once: payments (payment_intent.succeeded, invoice.paid), failed attempts, refunds (by state), disputes (a note), customer links. Returns {outcome: applied|ignored|unmatched|duplicate, event_id, detail}.
+    ///
+    /// - Remark: Generated from `public.handle_stripe_event(jsonb,text)`.
+    public struct HandleStripeEvent: WingtelFunction {
+        public typealias Output = JSONValue?
+        public static let qualifiedName = "public.handle_stripe_event"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "event", sqlType: "jsonb", hasDefault: false),
+            WingtelArgument(name: "request_id", sqlType: "text", hasDefault: true),
+        ]
+
+        public var event: JSONValue
+        public var requestId: String?
+
+        public init(event: JSONValue, requestId: String? = nil) {
+            self.event = event
+            self.requestId = requestId
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case event
+            case requestId = "request_id"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Records one verified inbound SMS (Twilio form parameters as JSON) once and returns the TwiML answer: keyword replies, opt-out/opt-in, or routing to customer care. A repeated MessageSid gets an empty <Response/>.
+    ///
+    /// - Remark: Generated from `public.handle_twilio_sms(jsonb,text)`.
+    public struct HandleTwilioSms: WingtelFunction {
+        public typealias Output = String?
+        public static let qualifiedName = "public.handle_twilio_sms"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "params", sqlType: "jsonb", hasDefault: false),
+            WingtelArgument(name: "request_id", sqlType: "text", hasDefault: true),
+        ]
+
+        public var params: JSONValue
+        public var requestId: String?
+
+        public init(params: JSONValue, requestId: String? = nil) {
+            self.params = params
+            self.requestId = requestId
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case params
+            case requestId = "request_id"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Applies one verified Twilio status callback: the message moves forward only (a late "sent" after "delivered" is ignored), with the error code of a failure.
+    ///
+    /// - Remark: Generated from `public.handle_twilio_status(jsonb,text)`.
+    public struct HandleTwilioStatus: WingtelFunction {
+        public typealias Output = JSONValue?
+        public static let qualifiedName = "public.handle_twilio_status"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "params", sqlType: "jsonb", hasDefault: false),
+            WingtelArgument(name: "request_id", sqlType: "text", hasDefault: true),
+        ]
+
+        public var params: JSONValue
+        public var requestId: String?
+
+        public init(params: JSONValue, requestId: String? = nil) {
+            self.params = params
+            self.requestId = requestId
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case params
+            case requestId = "request_id"
         }
     }
 }

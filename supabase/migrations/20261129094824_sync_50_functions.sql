@@ -1,0 +1,711 @@
+-- Compiled by `wingtel db sync` from the definitions in sql/. Edit those files, not this one.
+
+-- >>> sql/50_functions/10_receipts.sql (sha256 90fcfabfe2cda813579b608478bc3f13bf2f9ca6df51879f6e46414b80bbf597)
+-- What every webhook handler shares. The functions server verifies a request's signature and
+-- then calls exactly one public.handle_* function; that function records the event once
+-- (private.webhook_receipts, unique provider + event id) and applies it in the same
+-- transaction. A re-delivered event finds its receipt and changes nothing.
+
+create or replace function private.try_uuid(value text)
+returns uuid
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  select case when value ~* '^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$' then value::uuid end
+$$;
+comment on function private.try_uuid(text) is 'The text as a uuid, or null when it is not one (provider metadata is not trusted to be well-formed).';
+
+create or replace function private.receive_event(
+  provider text, event_id text, event_type text, payload jsonb, request_id text)
+returns boolean
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  inserted integer;
+begin
+  if nullif(btrim(receive_event.event_id), '') is null then
+    raise exception 'a % event needs an id', receive_event.provider using errcode = '22023';
+  end if;
+  -- The actor of every change this event makes, in the audit trail.
+  perform set_config('wingtel.actor', receive_event.provider || '-webhook', true),
+          set_config('wingtel.request_id', coalesce(receive_event.request_id, ''), true);
+  -- Concurrent deliveries of one event wait here on the primary key; all but the first find
+  -- the row and report a duplicate.
+  insert into private.webhook_receipts (provider, event_id, event_type, outcome, request_id, payload)
+  values (receive_event.provider, receive_event.event_id, coalesce(nullif(receive_event.event_type, ''), 'unknown'), 'ignored',
+          receive_event.request_id, receive_event.payload)
+  on conflict on constraint webhook_receipts_pkey do nothing;
+  get diagnostics inserted = row_count;
+  return inserted = 1;
+end;
+$$;
+comment on function private.receive_event(text, text, text, jsonb, text) is 'Records an inbound event once and sets the audit actor (provider-webhook) and request id; false when the event was already received.';
+
+create or replace function private.finish_event(
+  provider text, event_id text, organization_id uuid, outcome text, detail text default null)
+returns jsonb
+language sql
+security definer
+set search_path = ''
+as $$
+  update private.webhook_receipts r
+     set organization_id = finish_event.organization_id, outcome = finish_event.outcome, detail = finish_event.detail
+   where r.provider = finish_event.provider and r.event_id = finish_event.event_id
+  returning jsonb_strip_nulls(jsonb_build_object('outcome', r.outcome, 'event_id', r.event_id, 'detail', r.detail))
+$$;
+comment on function private.finish_event(text, text, uuid, text, text) is 'Sets what an event did (applied, ignored, unmatched) and for which organization; returns the answer the handler gives.';
+
+revoke all on function private.try_uuid(text), private.receive_event(text, text, text, jsonb, text),
+  private.finish_event(text, text, uuid, text, text) from public;
+
+-- Staff see their organization's events (analysts and up: payloads carry customer data).
+create or replace view public.webhook_events with (security_barrier) as
+select r.organization_id, r.provider, r.event_id, r.event_type, r.outcome, r.detail, r.request_id, r.received_at, r.payload
+from private.webhook_receipts r
+where r.organization_id = any ((select private.user_org_ids('analyst'))::uuid[])
+   or coalesce(nullif(current_setting('role', true), ''), 'none') = 'service_role';
+comment on view public.webhook_events is 'Inbound provider events of the caller''s organizations (analysts and up), each once, with what it did: applied, ignored (a type Wingtel does not act on) or unmatched (no account, number, line or command of the organization).';
+revoke all on public.webhook_events from public, anon, authenticated;
+grant select on public.webhook_events to authenticated, service_role;
+
+-- >>> sql/50_functions/20_stripe.sql (sha256 dd113c8e7cce41e08ff6c84c89df4ff64e3009b04458b159c1f87ba8a65b5e0c)
+-- Stripe events (POST /functions/v1/stripe-webhook), after the server checked Stripe-Signature.
+-- Stripe delivers at least once and in any order, so each event is recorded once and acts by
+-- comparing state, not by trusting order: a refund applies the difference between the charge's
+-- amount_refunded and what Wingtel has refunded so far; a payment is one payment whether
+-- payment_intent.succeeded or invoice.paid tells it first.
+--
+-- Which account: metadata.wingtel_account_id (with wingtel_organization_id) on the object —
+-- what Wingtel puts on the Stripe objects it creates — else the account whose
+-- stripe_customer_id is the object's customer.
+
+create or replace function private.stripe_account(object jsonb)
+returns public.accounts
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  meta jsonb := case when jsonb_typeof(object -> 'metadata') = 'object' then object -> 'metadata' else '{}' end;
+  account_id uuid := private.try_uuid(meta ->> 'wingtel_account_id');
+  organization_id uuid := private.try_uuid(meta ->> 'wingtel_organization_id');
+  customer text := case when object ->> 'object' = 'customer' then object ->> 'id'
+                        when jsonb_typeof(object -> 'customer') = 'string' then object ->> 'customer'
+                        else object -> 'customer' ->> 'id' end;
+  found_account public.accounts;
+begin
+  if account_id is not null then
+    select a.* into found_account from public.accounts a
+     where a.id = account_id and (organization_id is null or a.organization_id = organization_id);
+  end if;
+  if found_account.id is null and customer is not null then
+    select a.* into found_account from public.accounts a where a.stripe_customer_id = customer;
+  end if;
+  return found_account;
+end;
+$$;
+comment on function private.stripe_account(jsonb) is 'The account a Stripe object belongs to: metadata.wingtel_account_id first, then the customer id; null fields when none.';
+
+create or replace function public.handle_stripe_event(event jsonb, request_id text default null)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  event_id text := event ->> 'id';
+  event_type text := event ->> 'type';
+  object jsonb := event -> 'data' -> 'object';
+  account public.accounts;
+  payment public.payments;
+  amount bigint;
+  intent text;
+  refunded bigint;
+  failure_code text;
+  failure_message text;
+  occurred timestamptz;
+begin
+  if jsonb_typeof(event) is distinct from 'object' or event_id is null or event_type is null
+     or jsonb_typeof(object) is distinct from 'object' then
+    raise exception 'not a Stripe event: id, type and data.object are required' using errcode = '22023';
+  end if;
+  if not private.receive_event('stripe', event_id, event_type, event, request_id) then
+    return jsonb_build_object('outcome', 'duplicate', 'event_id', event_id);
+  end if;
+  if event_type not in ('payment_intent.succeeded', 'payment_intent.payment_failed', 'invoice.paid', 'invoice.payment_succeeded',
+                        'invoice.payment_failed', 'charge.refunded', 'charge.dispute.created', 'customer.created', 'customer.updated',
+                        'customer.subscription.created', 'customer.subscription.updated', 'customer.subscription.deleted') then
+    return private.finish_event('stripe', event_id, null, 'ignored', 'Wingtel does not act on ' || event_type);
+  end if;
+  account := private.stripe_account(object);
+  if account.id is null then
+    return private.finish_event('stripe', event_id, null, 'unmatched', 'no account has this Stripe customer or metadata');
+  end if;
+  occurred := coalesce(to_timestamp((event ->> 'created')::double precision), now());
+
+  case
+    when event_type in ('payment_intent.succeeded', 'invoice.paid', 'invoice.payment_succeeded') then
+      if event_type = 'payment_intent.succeeded' then
+        amount := (object ->> 'amount_received')::bigint;
+        intent := object ->> 'id';
+      else
+        amount := (object ->> 'amount_paid')::bigint;
+        intent := coalesce(object ->> 'payment_intent', object ->> 'charge', object ->> 'id');
+      end if;
+      if coalesce(amount, 0) <= 0 then
+        return private.finish_event('stripe', event_id, account.organization_id, 'ignored', 'nothing was paid');
+      end if;
+      -- One payment per PaymentIntent, whichever event tells it first.
+      payment := public.record_payment(account.organization_id, account.id, amount, 'stripe:' || intent, 'card', 'stripe', intent,
+        true, null, null, occurred, private.try_uuid(object -> 'metadata' ->> 'wingtel_invoice_id'));
+      return private.finish_event('stripe', event_id, account.organization_id, 'applied', 'payment ' || payment.id);
+
+    when event_type in ('payment_intent.payment_failed', 'invoice.payment_failed') then
+      if event_type = 'payment_intent.payment_failed' then
+        amount := (object ->> 'amount')::bigint;
+        failure_code := coalesce(object -> 'last_payment_error' ->> 'decline_code', object -> 'last_payment_error' ->> 'code');
+        failure_message := object -> 'last_payment_error' ->> 'message';
+      else
+        amount := (object ->> 'amount_due')::bigint;
+      end if;
+      if coalesce(amount, 0) <= 0 then
+        return private.finish_event('stripe', event_id, account.organization_id, 'ignored', 'no amount was due');
+      end if;
+      -- Each failed attempt is kept (its own event id), the success that may follow is a payment of its own.
+      payment := public.record_payment(account.organization_id, account.id, amount, 'stripe:' || event_id, 'card', 'stripe',
+        'failed:' || event_id, false, coalesce(failure_code, 'payment_failed'), failure_message, occurred);
+      return private.finish_event('stripe', event_id, account.organization_id, 'applied', 'failed payment ' || payment.id);
+
+    when event_type = 'charge.refunded' then
+      select p.* into payment from public.payments p
+       where p.organization_id = account.organization_id and p.provider = 'stripe' and p.status = 'succeeded'
+         and p.provider_payment_id in (object ->> 'payment_intent', object ->> 'id');
+      if payment.id is null then
+        return private.finish_event('stripe', event_id, account.organization_id, 'unmatched', 'no recorded payment for this charge');
+      end if;
+      -- amount_refunded is the charge's total so far: apply only what is new (order-proof).
+      refunded := least((object ->> 'amount_refunded')::bigint, payment.amount_cents) - payment.refunded_cents;
+      if coalesce(refunded, 0) <= 0 then
+        return private.finish_event('stripe', event_id, account.organization_id, 'ignored', 'refund already recorded');
+      end if;
+      payment := public.refund_payment(account.organization_id, payment.id, refunded, 'Stripe refund of charge ' || (object ->> 'id'));
+      return private.finish_event('stripe', event_id, account.organization_id, 'applied', format('refunded %s cents of payment %s', refunded, payment.id));
+
+    when event_type = 'charge.dispute.created' then
+      insert into public.notes (organization_id, account_id, body)
+      values (account.organization_id, account.id,
+              format('Stripe dispute %s opened on charge %s: %s cents, reason %s. Answer it in the Stripe dashboard before its due date.',
+                     object ->> 'id', object ->> 'charge', object ->> 'amount', coalesce(object ->> 'reason', 'not given')));
+      return private.finish_event('stripe', event_id, account.organization_id, 'applied', 'dispute noted on the account');
+
+    else
+      -- Customer and subscription events: remember which Stripe customer pays for the account.
+      if event_type = 'customer.subscription.deleted' then
+        insert into public.notes (organization_id, account_id, body)
+        values (account.organization_id, account.id, format('Stripe subscription %s was cancelled.', object ->> 'id'));
+      end if;
+      if account.stripe_customer_id is distinct from coalesce(
+           case when object ->> 'object' = 'customer' then object ->> 'id' else object ->> 'customer' end, account.stripe_customer_id) then
+        update public.accounts a
+           set stripe_customer_id = case when object ->> 'object' = 'customer' then object ->> 'id' else object ->> 'customer' end
+         where a.organization_id = account.organization_id and a.id = account.id;
+        return private.finish_event('stripe', event_id, account.organization_id, 'applied', 'Stripe customer linked to the account');
+      end if;
+      return private.finish_event('stripe', event_id, account.organization_id,
+        case when event_type = 'customer.subscription.deleted' then 'applied' else 'ignored' end, null);
+  end case;
+end;
+$$;
+comment on function public.handle_stripe_event(jsonb, text) is 'Applies one verified Stripe event once: payments (payment_intent.succeeded, invoice.paid), failed attempts, refunds (by state), disputes (a note), customer links. Returns {outcome: applied|ignored|unmatched|duplicate, event_id, detail}.';
+
+revoke all on function private.stripe_account(jsonb), public.handle_stripe_event(jsonb, text) from public, anon, authenticated;
+grant execute on function public.handle_stripe_event(jsonb, text) to service_role;
+
+-- >>> sql/50_functions/30_twilio.sql (sha256 91d45285f434b55643d9733e0f41f79692efeb6c84703250a9386f0c177bfe34)
+-- Twilio SMS (POST /functions/v1/twilio-sms and /twilio-status), after the server checked
+-- X-Twilio-Signature. Inbound messages are answered with TwiML built here:
+--   BAL     what the account owes (open invoices) and its wallet balance
+--   USAGE   the line's data, minutes and messages since its cycle started, against its plan
+--   HELP    who the sender is talking to and the keywords
+--   STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT — opt-out, always honoured
+--   START, YES, UNSTOP — opt-in again
+-- Anything else goes to customer care (public.care_inbox) with an acknowledgement.
+-- A re-delivered message (same MessageSid) is answered with an empty <Response/>: the first
+-- delivery's reply is not sent twice.
+
+create or replace function private.xml_escape(value text)
+returns text
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  select replace(replace(replace(replace(replace(coalesce(value, ''), '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&apos;')
+$$;
+comment on function private.xml_escape(text) is 'Escapes text for XML element content and attributes (TwiML).';
+
+create or replace function private.twiml(message text)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select case when message is null then '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+              else '<?xml version="1.0" encoding="UTF-8"?><Response><Message>' || private.xml_escape(message) || '</Message></Response>' end
+$$;
+comment on function private.twiml(text) is 'A TwiML answer: one <Message> with the text, or an empty <Response/> (nothing is sent) for null.';
+
+create or replace function private.sms_status_rank(status public.sms_status)
+returns integer
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  select case status
+    when 'accepted' then 1 when 'scheduled' then 1 when 'queued' then 2 when 'sending' then 3 when 'receiving' then 3
+    when 'sent' then 4 when 'received' then 5
+    when 'delivered' then 6 when 'undelivered' then 6 when 'failed' then 6 when 'canceled' then 6 when 'partially_delivered' then 6
+    when 'read' then 7 end
+$$;
+comment on function private.sms_status_rank(public.sms_status) is 'How far along a message is; a status callback only moves a message to a higher rank (they arrive out of order).';
+
+create or replace function private.sms_keyword(body text)
+returns text
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  select case
+    when k in ('STOP', 'STOPALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT') then 'STOP'
+    when k in ('START', 'YES', 'UNSTOP') then 'START'
+    when k in ('HELP', 'INFO') then 'HELP'
+    when k in ('BAL', 'BALANCE') then 'BAL'
+    when k in ('USAGE', 'DATA') then 'USAGE'
+  end
+  from (select upper(regexp_replace(coalesce(body, ''), '^[[:space:][:punct:]]+|[[:space:][:punct:]]+$', '', 'g')) as k) t
+$$;
+comment on function private.sms_keyword(text) is 'The command a text is (the whole message, any case, surrounding spaces and punctuation ignored): STOP, START, HELP, BAL, USAGE, or null.';
+
+create or replace function private.sms_usage_reply(organization_id uuid, line public.subscribers)
+returns text
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  zone text;
+  today date;
+  cycle_start date;
+  plan public.plans;
+  used record;
+  billing_day integer;
+begin
+  select o.time_zone into zone from public.organizations o where o.id = sms_usage_reply.organization_id;
+  select a.billing_day into billing_day from public.accounts a where a.organization_id = line.organization_id and a.id = line.account_id;
+  today := (now() at time zone zone)::date;
+  cycle_start := make_date(extract(year from today)::int, extract(month from today)::int, billing_day);
+  if cycle_start > today then
+    cycle_start := (cycle_start - interval '1 month')::date;
+  end if;
+  select p.* into plan from public.subscriptions s join public.plans p on p.organization_id = s.organization_id and p.id = s.plan_id
+   where s.organization_id = line.organization_id and s.subscriber_id = line.id and s.effective @> now();
+  select coalesce(sum(d.data_bytes), 0) as data_bytes, coalesce(sum(d.voice_seconds), 0) as voice_seconds,
+         coalesce(sum(d.sms_count), 0) as sms_count into used
+  from public.usage_daily d
+  where d.organization_id = line.organization_id and d.subscriber_id = line.id and d.day >= cycle_start;
+  return format('Since %s: data %s GB of %s, %s of %s min, %s of %s texts.',
+    to_char(cycle_start, 'Mon FMDD'),
+    to_char(used.data_bytes / 1073741824.0, 'FM999990.00'),
+    case when plan.id is null then 'no plan' when plan.data_mb is null then 'unlimited' else to_char(plan.data_mb / 1024.0, 'FM99990.##') || ' GB' end,
+    ceil(used.voice_seconds / 60.0)::bigint,
+    case when plan.id is null then '0' when plan.voice_minutes is null then 'unlimited' else plan.voice_minutes::text end,
+    used.sms_count,
+    case when plan.id is null then '0' when plan.sms is null then 'unlimited' else plan.sms::text end);
+end;
+$$;
+comment on function private.sms_usage_reply(uuid, public.subscribers) is 'The USAGE answer: the line''s usage since its current cycle started against its plan''s allowances.';
+
+create or replace function public.handle_twilio_sms(params jsonb, request_id text default null)
+returns text
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  sid text := params ->> 'MessageSid';
+  sender text := public.normalize_mdn(params ->> 'From');
+  number public.messaging_numbers;
+  line public.subscribers;
+  account public.accounts;
+  org public.organizations;
+  keyword text;
+  reply text;
+  inbound uuid;
+  opted_out boolean;
+  owed bigint;
+begin
+  if jsonb_typeof(params) is distinct from 'object' or nullif(sid, '') is null or params ->> 'From' is null or params ->> 'To' is null then
+    raise exception 'not a Twilio message: MessageSid, From and To are required' using errcode = '22023';
+  end if;
+  if length(coalesce(params ->> 'Body', '')) > 1600 then
+    raise exception 'an SMS body is at most 1600 characters' using errcode = '22023';
+  end if;
+  if not private.receive_event('twilio', sid, 'sms.inbound', params, request_id) then
+    return private.twiml(null);
+  end if;
+  select n.* into number from public.messaging_numbers n where n.phone_number = params ->> 'To';
+  if number.id is null then
+    perform private.finish_event('twilio', sid, null, 'unmatched', 'no organization owns ' || (params ->> 'To'));
+    return private.twiml(null);
+  end if;
+  select o.* into org from public.organizations o where o.id = number.organization_id;
+  select s.* into line from public.subscribers s
+   where s.organization_id = org.id and s.mdn = sender and s.status not in ('cancelled', 'ported_out')
+   order by s.created_at desc limit 1;
+  if line.id is not null then
+    select a.* into account from public.accounts a where a.organization_id = org.id and a.id = line.account_id;
+  end if;
+  keyword := private.sms_keyword(params ->> 'Body');
+  opted_out := exists (select 1 from public.sms_opt_outs o where o.organization_id = org.id and o.phone_number = params ->> 'From');
+
+  insert into public.sms_messages (organization_id, direction, provider_sid, from_number, to_number, body, num_media, status,
+                                   account_id, subscriber_id, keyword, routed_to)
+  values (org.id, 'inbound', sid, params ->> 'From', params ->> 'To', coalesce(params ->> 'Body', ''),
+          coalesce(nullif(params ->> 'NumMedia', '')::integer, 0), 'received', account.id, line.id, keyword,
+          case when keyword is null then 'care' end)
+  returning id into inbound;
+
+  case keyword
+    when 'STOP' then
+      insert into public.sms_opt_outs (organization_id, phone_number, keyword)
+      values (org.id, params ->> 'From', upper(btrim(params ->> 'Body')))
+      on conflict (organization_id, phone_number) do nothing;
+      reply := format('%s: you are unsubscribed and will receive no more messages. Reply START to subscribe again.', org.name);
+    when 'START' then
+      delete from public.sms_opt_outs o where o.organization_id = org.id and o.phone_number = params ->> 'From';
+      reply := format('%s: you are subscribed again. Reply HELP for help, STOP to unsubscribe.', org.name);
+    when 'HELP' then
+      reply := format('%s: reply BAL for your balance, USAGE for this cycle''s usage, STOP to unsubscribe. Anything else reaches our care team.', org.name);
+    when 'BAL' then
+      if account.id is null then
+        reply := format('%s: this number is not an active line with us. Write to us and our care team will help.', org.name);
+      else
+        select coalesce(sum(i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents), 0) into owed
+        from public.invoices i where i.organization_id = org.id and i.account_id = account.id and i.status in ('open', 'past_due');
+        reply := format('%s: you owe %s; wallet balance %s.', org.name, private.format_money(owed, org.currency),
+                        private.format_money(private.wallet_balance(org.id, account.id), org.currency));
+      end if;
+    when 'USAGE' then
+      if line.id is null then
+        reply := format('%s: this number is not an active line with us. Write to us and our care team will help.', org.name);
+      else
+        reply := org.name || ': ' || private.sms_usage_reply(org.id, line);
+      end if;
+    else
+      reply := format('%s: thanks, our care team will answer you here soon. Reply HELP for options.', org.name);
+  end case;
+  -- An opted-out number gets nothing but the answers to START and HELP.
+  if opted_out and keyword is distinct from 'START' and keyword is distinct from 'HELP' then
+    reply := null;
+  end if;
+  if reply is not null then
+    insert into public.sms_messages (organization_id, direction, from_number, to_number, body, status, account_id, subscriber_id, in_reply_to)
+    values (org.id, 'outbound', params ->> 'To', params ->> 'From', reply, 'accepted', account.id, line.id, inbound);
+  end if;
+  perform private.finish_event('twilio', sid, org.id, 'applied', coalesce(keyword, 'care'));
+  return private.twiml(reply);
+end;
+$$;
+comment on function public.handle_twilio_sms(jsonb, text) is 'Records one verified inbound SMS (Twilio form parameters as JSON) once and returns the TwiML answer: keyword replies, opt-out/opt-in, or routing to customer care. A repeated MessageSid gets an empty <Response/>.';
+
+create or replace function public.handle_twilio_status(params jsonb, request_id text default null)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  sid text := params ->> 'MessageSid';
+  new_status public.sms_status;
+  message public.sms_messages;
+  event_id text;
+begin
+  if jsonb_typeof(params) is distinct from 'object' or nullif(sid, '') is null or params ->> 'MessageStatus' is null then
+    raise exception 'not a Twilio status callback: MessageSid and MessageStatus are required' using errcode = '22023';
+  end if;
+  if not exists (select 1 from pg_catalog.pg_enum e where e.enumtypid = 'public.sms_status'::regtype and e.enumlabel = params ->> 'MessageStatus') then
+    raise exception 'unknown Twilio MessageStatus %', params ->> 'MessageStatus' using errcode = '22023';
+  end if;
+  new_status := (params ->> 'MessageStatus')::public.sms_status;
+  -- One status of one message is one event; the same status again is a duplicate.
+  event_id := sid || ':' || new_status::text;
+  if not private.receive_event('twilio', event_id, 'sms.status', params, request_id) then
+    return jsonb_build_object('outcome', 'duplicate', 'event_id', event_id);
+  end if;
+  select m.* into message from public.sms_messages m where m.provider_sid = sid for update;
+  if message.id is null then
+    return private.finish_event('twilio', event_id, null, 'unmatched', 'no message ' || sid);
+  end if;
+  if private.sms_status_rank(new_status) <= private.sms_status_rank(message.status) then
+    return private.finish_event('twilio', event_id, message.organization_id, 'ignored',
+      format('%s arrived after %s', new_status, message.status));
+  end if;
+  update public.sms_messages m set status = new_status, error_code = coalesce(nullif(params ->> 'ErrorCode', ''), m.error_code)
+   where m.organization_id = message.organization_id and m.id = message.id;
+  return private.finish_event('twilio', event_id, message.organization_id, 'applied', format('%s → %s', message.status, new_status));
+end;
+$$;
+comment on function public.handle_twilio_status(jsonb, text) is 'Applies one verified Twilio status callback: the message moves forward only (a late "sent" after "delivered" is ignored), with the error code of a failure.';
+
+-- Customer care's queue: free-text messages with no later outbound message in the conversation.
+create or replace view public.care_inbox with (security_invoker = true) as
+select m.organization_id, m.id as message_id, m.created_at, m.from_number, m.account_id, m.subscriber_id, m.body
+from public.sms_messages m
+where m.routed_to = 'care'
+  and not exists (select 1 from public.sms_messages r
+                  where r.organization_id = m.organization_id and r.direction = 'outbound' and r.to_number = m.from_number
+                    and r.created_at > m.created_at and r.in_reply_to is distinct from m.id);
+comment on view public.care_inbox is 'Inbound texts customer care has not answered yet (free text routed to care; answered once an agent''s outbound message to the number follows).';
+
+revoke all on function private.xml_escape(text), private.twiml(text), private.sms_status_rank(public.sms_status), private.sms_keyword(text),
+  private.sms_usage_reply(uuid, public.subscribers), public.handle_twilio_sms(jsonb, text), public.handle_twilio_status(jsonb, text)
+  from public, anon, authenticated;
+grant execute on function public.handle_twilio_sms(jsonb, text), public.handle_twilio_status(jsonb, text) to service_role;
+
+-- >>> sql/50_functions/40_carriers.sql (sha256 5066bc3f194fa18bc2e7c22f689153db1b62798944c31298bc9fa41f2a65d05b)
+-- Carrier callbacks (POST /functions/v1/carriers/verizon|att|tmobile), after the server checked
+-- each carrier's authentication. Two kinds of news arrive:
+--   * the asynchronous result of a command Wingtel sent (ThingSpace answers every provisioning
+--     request with a requestId and reports the outcome later on its CarrierService callback):
+--     the command is found by carrier_request_id and completed through complete_carrier_command,
+--     which finalizes the line's network state or rolls the business state back;
+--   * a line's state changed at the carrier (AT&T SIM_STATE_CHANGE push, ThingSpace suspension
+--     status and external provisioning changes, aggregator status events): an open command
+--     expecting that state is completed; otherwise the line's network_status follows the carrier
+--     and the change is written to the line's history for operations to review.
+--
+-- Payloads, as the server passes them:
+--   verizon  the JSON body: {requestId, deviceIds:[{id, kind}], deviceResponse:{…} | faultResponse:{faultcode, faultstring}, …}
+--   att      the form parameters as a JSON object: {eventId, eventType, timestamp, data (XML), signature2}
+--   tmobile  the JSON body: {eventId, eventType, requestId?, msisdn?, iccid?, status?, error?:{code, message}}
+
+create or replace function private.carrier_network_state(carrier text, state text)
+returns public.network_status
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  select case carrier
+    when 'verizon' then case lower(state) when 'active' then 'active' when 'suspend' then 'suspended' when 'suspended' then 'suspended'
+                                          when 'deactive' then 'deactivated' when 'deactivated' then 'deactivated' when 'preactive' then 'none' end
+    when 'att' then case upper(state) when 'ACTIVATED' then 'active' when 'DEACTIVATED' then 'deactivated' when 'RETIRED' then 'deactivated'
+                                      when 'PURGED' then 'deactivated' when 'INVENTORY' then 'none' when 'TEST_READY' then 'none'
+                                      when 'ACTIVATION_READY' then 'none' end
+    when 'tmobile' then case upper(state) when 'ACTIVE' then 'active' when 'SUSPENDED' then 'suspended' when 'CANCELED' then 'deactivated'
+                                          when 'CANCELLED' then 'deactivated' end
+  end::public.network_status
+$$;
+comment on function private.carrier_network_state(text, text) is 'A carrier''s line or SIM state (ThingSpace preactive/active/suspend/deactive, Control Center ACTIVATED/DEACTIVATED/…, aggregator ACTIVE/SUSPENDED/CANCELED) as Wingtel''s network_status; null for a state it does not know.';
+
+create or replace function private.carrier_adapter_of(carrier text)
+returns public.carrier_adapter
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  select case carrier when 'verizon' then 'thingspace' when 'att' then 'att_control_center' when 'tmobile' then 'tmobile_aggregator' end::public.carrier_adapter
+$$;
+comment on function private.carrier_adapter_of(text) is 'The carrier adapter behind a callback route (verizon → thingspace, att → att_control_center, tmobile → tmobile_aggregator).';
+
+create or replace function public.handle_carrier_event(carrier text, event jsonb, request_id text default null)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  route_adapter public.carrier_adapter := private.carrier_adapter_of(carrier);
+  event_id text;
+  event_type text;
+  correlation text;
+  failed boolean := false;
+  failure text;
+  carrier_result jsonb := '{}';
+  device_iccid text;
+  device_mdn text;
+  carrier_state text;
+  new_state public.network_status;
+  command public.carrier_commands;
+  line public.subscribers;
+begin
+  if route_adapter is null then
+    raise exception 'unknown carrier route %', carrier using errcode = '22023', hint = 'One of verizon, att, tmobile.';
+  end if;
+  if jsonb_typeof(event) is distinct from 'object' then
+    raise exception 'a % callback is a JSON object', carrier using errcode = '22023';
+  end if;
+
+  case carrier
+    when 'verizon' then
+      correlation := nullif(event ->> 'requestId', '');
+      if jsonb_typeof(event -> 'faultResponse') = 'object' then
+        failed := true;
+        failure := coalesce(event -> 'faultResponse' ->> 'faultstring', event -> 'faultResponse' ->> 'faultcode', 'ThingSpace reported a fault');
+        carrier_result := event -> 'faultResponse';
+      elsif jsonb_typeof(event -> 'deviceResponse') = 'object' then
+        carrier_result := event -> 'deviceResponse';
+      end if;
+      if jsonb_typeof(event -> 'deviceIds') = 'array' then
+        select max(d ->> 'id') filter (where lower(d ->> 'kind') = 'iccid'),
+               max(d ->> 'id') filter (where lower(d ->> 'kind') in ('mdn', 'msisdn'))
+          into device_iccid, device_mdn
+        from jsonb_array_elements(event -> 'deviceIds') d where jsonb_typeof(d) = 'object';
+      end if;
+      carrier_state := coalesce(carrier_result ->> 'state', carrier_result ->> 'status', event ->> 'state');
+      if correlation is null and device_iccid is null and device_mdn is null then
+        raise exception 'a ThingSpace callback needs a requestId or deviceIds' using errcode = '22023';
+      end if;
+      event_type := case when correlation is not null then 'CarrierService' else 'DeviceStatus' end;
+      -- ThingSpace repeats a callback (callbackCount) until it is acknowledged: same request, same event.
+      event_id := coalesce(correlation, md5((event - 'callbackCount' - 'username' - 'password')::text));
+    when 'att' then
+      event_type := nullif(event ->> 'eventType', '');
+      if event_type is null or nullif(event ->> 'data', '') is null then
+        raise exception 'a Control Center push needs eventType and data' using errcode = '22023';
+      end if;
+      device_iccid := substring(event ->> 'data' from '<iccid>\s*([0-9A-Fa-f]+)\s*</iccid>');
+      carrier_state := substring(event ->> 'data' from '<currentState>\s*([A-Z_]+)\s*</currentState>');
+      event_id := coalesce(nullif(event ->> 'eventId', ''), md5(coalesce(event ->> 'timestamp', '') || (event ->> 'data')));
+      carrier_result := jsonb_strip_nulls(jsonb_build_object('iccid', device_iccid, 'state', carrier_state,
+                  'previousState', substring(event ->> 'data' from '<previousState>\s*([A-Z_]+)\s*</previousState>')));
+    else
+      event_id := nullif(event ->> 'eventId', '');
+      event_type := coalesce(nullif(event ->> 'eventType', ''), 'status');
+      if event_id is null then
+        raise exception 'an aggregator callback needs an eventId' using errcode = '22023';
+      end if;
+      correlation := nullif(event ->> 'requestId', '');
+      device_iccid := nullif(event ->> 'iccid', '');
+      device_mdn := coalesce(nullif(event ->> 'msisdn', ''), nullif(event ->> 'ctn', ''));
+      carrier_state := nullif(event ->> 'status', '');
+      if jsonb_typeof(event -> 'error') = 'object' or upper(coalesce(event ->> 'result', '')) in ('FAILED', 'FAILURE', 'ERROR') then
+        failed := true;
+        failure := coalesce(event -> 'error' ->> 'message', event -> 'error' ->> 'code', 'the aggregator reported a failure');
+      end if;
+      carrier_result := event - 'eventId';
+  end case;
+
+  if not private.receive_event(carrier, event_id, event_type, event - 'password', request_id) then
+    return jsonb_build_object('outcome', 'duplicate', 'event_id', event_id);
+  end if;
+
+  -- 1. The result of a command Wingtel sent.
+  if correlation is not null then
+    select c.* into command from public.carrier_commands c
+      join public.carriers k on k.organization_id = c.organization_id and k.id = c.carrier_id
+     where c.carrier_request_id = correlation and k.adapter = route_adapter;
+    if command.id is null then
+      return private.finish_event(carrier, event_id, null, 'unmatched', 'no command has carrier request id ' || correlation);
+    end if;
+    if command.status in ('succeeded', 'failed', 'dead') then
+      return private.finish_event(carrier, event_id, command.organization_id, 'ignored',
+        format('command %s had already ended as %s', command.id, command.status));
+    end if;
+    command := public.complete_carrier_command(command.organization_id, command.id, not failed, carrier_result, failure);
+    return private.finish_event(carrier, event_id, command.organization_id, 'applied', format('command %s %s', command.id, command.status));
+  end if;
+
+  -- 2. A line's state changed at the carrier.
+  new_state := private.carrier_network_state(carrier, carrier_state);
+  if new_state is null then
+    return private.finish_event(carrier, event_id, null, 'ignored',
+      coalesce('state ' || carrier_state || ' is not one Wingtel tracks', 'no line state in the event'));
+  end if;
+  select s.* into line from public.subscribers s
+    join public.carriers k on k.organization_id = s.organization_id and k.id = s.carrier_id and k.adapter = route_adapter
+    left join public.sim_cards c on c.organization_id = s.organization_id and c.id = s.current_sim_id
+   where (device_iccid is not null and c.iccid = device_iccid) or (device_mdn is not null and s.mdn = public.normalize_mdn(device_mdn))
+   order by (s.status in ('pending', 'active', 'suspended')) desc, s.created_at desc
+   limit 1;
+  if line.id is null then
+    return private.finish_event(carrier, event_id, null, 'unmatched', format('no line has ICCID %s / MDN %s', coalesce(device_iccid, '-'), coalesce(device_mdn, '-')));
+  end if;
+  -- An open command waiting for exactly this state is what the carrier is confirming.
+  select c.* into command from public.carrier_commands c
+   where c.organization_id = line.organization_id and c.subscriber_id = line.id and c.status = 'in_flight'
+     and new_state = case c.kind when 'activate' then 'active' when 'port_in' then 'active' when 'restore' then 'active'
+                             when 'suspend' then 'suspended' when 'deactivate' then 'deactivated' when 'port_out' then 'deactivated' end::public.network_status;
+  if command.id is not null then
+    command := public.complete_carrier_command(command.organization_id, command.id, true, carrier_result, null);
+    return private.finish_event(carrier, event_id, line.organization_id, 'applied', format('command %s confirmed by the carrier', command.id));
+  end if;
+  if line.network_status = new_state then
+    return private.finish_event(carrier, event_id, line.organization_id, 'ignored', 'the line is already ' || new_state);
+  end if;
+  update public.subscribers s set network_status = new_state where s.organization_id = line.organization_id and s.id = line.id;
+  insert into public.subscriber_events (organization_id, subscriber_id, kind, reason, actor_name, details)
+  values (line.organization_id, line.id, 'network_state_changed', 'changed at the carrier, not by Wingtel', carrier || '-webhook',
+          jsonb_build_object('from', line.network_status, 'to', new_state, 'carrier_state', carrier_state, 'event_id', event_id));
+  return private.finish_event(carrier, event_id, line.organization_id, 'applied', format('network state %s → %s', line.network_status, new_state));
+end;
+$$;
+comment on function public.handle_carrier_event(text, jsonb, text) is 'Applies one authenticated carrier callback once: a command result correlated by the carrier''s request id (completed or rolled back), or a line state change reported by the carrier (confirms an open command, or moves network_status and notes it in the line''s history). Returns {outcome, event_id, detail}.';
+
+revoke all on function private.carrier_network_state(text, text), private.carrier_adapter_of(text),
+  public.handle_carrier_event(text, jsonb, text) from public, anon, authenticated;
+grant execute on function public.handle_carrier_event(text, jsonb, text) to service_role;
+
+-- >>> sql/50_functions/90_access.sql (sha256 49c703a9cf5a921bb52f4fd44d252e5675573664dc49f57f89dd46e44ef7d8e1)
+-- Who reads SMS: staff of the organization read conversations, numbers and opt-outs; agents
+-- and up answer (an outbound message an agent writes is queued for the outbox); admins manage
+-- the organization's numbers. Customers read their own account's conversation. The webhooks
+-- write as service_role.
+
+revoke all on public.messaging_numbers, public.sms_messages, public.sms_opt_outs from anon, authenticated;
+grant select on public.messaging_numbers, public.sms_messages, public.sms_opt_outs to authenticated;
+grant insert, update, delete on public.messaging_numbers to authenticated;
+grant insert on public.sms_messages to authenticated;
+grant all on public.messaging_numbers, public.sms_messages, public.sms_opt_outs to service_role;
+grant select on public.care_inbox to authenticated;
+grant select on public.care_inbox to service_role;
+
+drop policy if exists "Members can view messaging numbers" on public.messaging_numbers;
+create policy "Members can view messaging numbers" on public.messaging_numbers for select to authenticated
+  using (organization_id = any ((select private.user_org_ids())::uuid[]));
+drop policy if exists "Admins manage messaging numbers" on public.messaging_numbers;
+create policy "Admins manage messaging numbers" on public.messaging_numbers for all to authenticated
+  using (organization_id = any ((select private.user_org_ids('admin'))::uuid[]))
+  with check (organization_id = any ((select private.user_org_ids('admin'))::uuid[]));
+
+drop policy if exists "Members and the customer can view messages" on public.sms_messages;
+create policy "Members and the customer can view messages" on public.sms_messages for select to authenticated
+  using (organization_id = any ((select private.user_org_ids())::uuid[]) or account_id = any ((select private.customer_account_ids())::uuid[]));
+-- An agent's answer: outbound, queued, from one of the organization's numbers.
+drop policy if exists "Agents write outbound messages" on public.sms_messages;
+create policy "Agents write outbound messages" on public.sms_messages for insert to authenticated
+  with check (organization_id = any ((select private.user_org_ids('agent'))::uuid[])
+              and direction = 'outbound' and status = 'accepted' and provider_sid is null
+              and exists (select 1 from public.messaging_numbers n
+                          where n.organization_id = sms_messages.organization_id and n.phone_number = sms_messages.from_number)
+              and not exists (select 1 from public.sms_opt_outs o
+                              where o.organization_id = sms_messages.organization_id and o.phone_number = sms_messages.to_number));
+
+drop policy if exists "Members can view opt-outs" on public.sms_opt_outs;
+create policy "Members can view opt-outs" on public.sms_opt_outs for select to authenticated
+  using (organization_id = any ((select private.user_org_ids())::uuid[]));
+
+create or replace trigger sms_messages_touch before update on public.sms_messages
+  for each row execute function private.touch_updated_at();
+
+select audit.enable('public.messaging_numbers', 'operations');
+select audit.enable('public.sms_opt_outs', 'customer_care');
