@@ -18,6 +18,12 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
         // Already a dependency of postgres-nio; named here for TLS to hosted databases (sslmode=require).
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.29.0"),
+        // The functions server (`wingtel serve`): HTTP on SwiftNIO with graceful shutdown.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
+        // Metrics API (used by Hummingbird's middleware and ours) and its Prometheus text exporter.
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.9.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
     targets: [
         // Connection configuration, the local cluster, acting as a user.
@@ -85,6 +91,26 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Webhook signature schemes of the providers (Stripe, Twilio, AT&T, ThingSpace, HMAC):
+        // pure functions over raw bytes, no I/O.
+        .target(
+            name: "WingtelVerification",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // The HTTP functions behind `wingtel serve`: verify, make one SQL call, answer.
+        .target(
+            name: "WingtelFunctions",
+            dependencies: [
+                "WingtelDatabase",
+                "WingtelVerification",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The command-line tool. It does not link WingtelClient: `wingtel gen swift` must build
         // even when the committed generated code no longer compiles against a changed schema.
         .executableTarget(
@@ -96,6 +122,7 @@ let package = Package(
                 "WingtelUsage",
                 "WingtelDemo",
                 "WingtelBilling",
+                "WingtelFunctions",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -135,6 +162,18 @@ let package = Package(
             name: "WingtelBillingTests",
             dependencies: [
                 "WingtelBilling", "WingtelDatabase", "WingtelTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "WingtelVerificationTests",
+            dependencies: ["WingtelVerification"],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "WingtelFunctionsTests",
+            dependencies: [
+                "WingtelFunctions", "WingtelVerification", "WingtelDatabase", "WingtelTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
