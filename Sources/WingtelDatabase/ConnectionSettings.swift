@@ -116,3 +116,30 @@ public struct ConnectionSettings: Sendable, Equatable {
         return configuration
     }
 }
+
+extension ConnectionSettings {
+    /// A pooled client's configuration (the functions server). `role` is set for every pooled
+    /// session with the startup option `-c role=…`, so each connection acts as, say, service_role
+    /// without a SET ROLE round trip per request.
+    public func postgresClientConfiguration(role: String? = nil, maximumConnections: Int = 20) -> PostgresClient.Configuration {
+        let tlsSetting: PostgresClient.Configuration.TLS
+        switch tls {
+        case .disable:
+            tlsSetting = .disable
+        case .prefer, .require:
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            tlsSetting = tls == .prefer ? .prefer(configuration) : .require(configuration)
+        case .verifyFull:
+            tlsSetting = .require(.makeClientConfiguration())
+        }
+        var configuration = PostgresClient.Configuration(
+            host: host, port: port, username: username, password: password, database: database, tls: tlsSetting)
+        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.maximumConnections = maximumConnections
+        if let role {
+            configuration.options.additionalStartupParameters = [("options", "-c role=\(role)")]
+        }
+        return configuration
+    }
+}

@@ -17,16 +17,16 @@ set search_path = ''
 as $$
 declare
   meta jsonb := case when jsonb_typeof(object -> 'metadata') = 'object' then object -> 'metadata' else '{}' end;
-  account_id uuid := private.try_uuid(meta ->> 'wingtel_account_id');
-  organization_id uuid := private.try_uuid(meta ->> 'wingtel_organization_id');
+  meta_account uuid := private.try_uuid(meta ->> 'wingtel_account_id');
+  meta_organization uuid := private.try_uuid(meta ->> 'wingtel_organization_id');
   customer text := case when object ->> 'object' = 'customer' then object ->> 'id'
                         when jsonb_typeof(object -> 'customer') = 'string' then object ->> 'customer'
                         else object -> 'customer' ->> 'id' end;
   found_account public.accounts;
 begin
-  if account_id is not null then
+  if meta_account is not null then
     select a.* into found_account from public.accounts a
-     where a.id = account_id and (organization_id is null or a.organization_id = organization_id);
+     where a.id = meta_account and (meta_organization is null or a.organization_id = meta_organization);
   end if;
   if found_account.id is null and customer is not null then
     select a.* into found_account from public.accounts a where a.stripe_customer_id = customer;

@@ -72,7 +72,7 @@ comment on view public.webhook_events is 'Inbound provider events of the caller'
 revoke all on public.webhook_events from public, anon, authenticated;
 grant select on public.webhook_events to authenticated, service_role;
 
--- >>> sql/50_functions/20_stripe.sql (sha256 dd113c8e7cce41e08ff6c84c89df4ff64e3009b04458b159c1f87ba8a65b5e0c)
+-- >>> sql/50_functions/20_stripe.sql (sha256 e7f2d2335717f8929b480d0ed6c9cc558c3bb184373020adb9368137d576c9bf)
 -- Stripe events (POST /functions/v1/stripe-webhook), after the server checked Stripe-Signature.
 -- Stripe delivers at least once and in any order, so each event is recorded once and acts by
 -- comparing state, not by trusting order: a refund applies the difference between the charge's
@@ -92,16 +92,16 @@ set search_path = ''
 as $$
 declare
   meta jsonb := case when jsonb_typeof(object -> 'metadata') = 'object' then object -> 'metadata' else '{}' end;
-  account_id uuid := private.try_uuid(meta ->> 'wingtel_account_id');
-  organization_id uuid := private.try_uuid(meta ->> 'wingtel_organization_id');
+  meta_account uuid := private.try_uuid(meta ->> 'wingtel_account_id');
+  meta_organization uuid := private.try_uuid(meta ->> 'wingtel_organization_id');
   customer text := case when object ->> 'object' = 'customer' then object ->> 'id'
                         when jsonb_typeof(object -> 'customer') = 'string' then object ->> 'customer'
                         else object -> 'customer' ->> 'id' end;
   found_account public.accounts;
 begin
-  if account_id is not null then
+  if meta_account is not null then
     select a.* into found_account from public.accounts a
-     where a.id = account_id and (organization_id is null or a.organization_id = organization_id);
+     where a.id = meta_account and (meta_organization is null or a.organization_id = meta_organization);
   end if;
   if found_account.id is null and customer is not null then
     select a.* into found_account from public.accounts a where a.stripe_customer_id = customer;

@@ -1,0 +1,46 @@
+import Hummingbird
+import Logging
+import NIOCore
+import PostgresNIO
+import ServiceLifecycle
+
+/// Builds the functions server: routes of ARCHITECTURE.md §3 over a pooled database client.
+/// `wingtel serve` and the tests call this same function. The client is added as a service
+/// before the HTTP server, so on SIGTERM the server stops accepting and finishes its requests
+/// before the pool closes.
+public func buildFunctionsApplication(
+    configuration: FunctionsConfiguration,
+    client: PostgresClient,
+    metrics: FunctionsMetrics = FunctionsMetrics(),
+    logger: Logger,
+    onServerRunning: @escaping @Sendable (Int?) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    let store = EventStore(client: client, timeout: configuration.databaseTimeout)
+    let handling = Handling(store: store, metrics: metrics)
+    let router = Router(context: WingtelRequestContext.self)
+    router.add(middleware: RouteMetricsMiddleware(metrics: metrics))
+    router.add(middleware: LogRequestsMiddleware(.info))
+
+    router.get("health") { _, context -> Response in
+        let healthy = await store.isHealthy(logger: context.logger)
+        return Handling.response(
+            healthy ? #"{"status":"ok","database":"ok"}"# : #"{"status":"unavailable","database":"unreachable"}"#,
+            contentType: "application/json; charset=utf-8", requestID: context.id, status: healthy ? .ok : .serviceUnavailable)
+    }
+    router.get("metrics") { _, context -> Response in
+        Handling.response(metrics.prometheusText(), contentType: "text/plain; version=0.0.4; charset=utf-8", requestID: context.id)
+    }
+
+    StripeController(configuration: configuration, handling: handling).addRoutes(to: router)
+    TwilioController(configuration: configuration, handling: handling).addRoutes(to: router)
+    CarriersController(configuration: configuration, handling: handling).addRoutes(to: router)
+
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "wingtel"),
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port) },
+        logger: logger
+    )
+    app.addServices(client)
+    return app
+}

@@ -1,0 +1,109 @@
+import Foundation
+import WingtelVerification
+
+/// Settings of `wingtel serve`, read from the environment variables of ARCHITECTURE.md §3 or
+/// a file of `KEY=value` lines with the same keys (the environment wins). Secrets may hold
+/// several comma-separated values while they rotate.
+public struct FunctionsConfiguration: Sendable {
+    public var host: String = "0.0.0.0"
+    public var port: Int = 8080
+    /// The external base URL providers call (`https://api.example.com`); Twilio signs the full
+    /// URL it called, so behind a proxy the signature can only be checked against this.
+    public var publicURL: String?
+    public var stripeWebhookSecrets = SecretList([])
+    public var twilioAuthTokens = SecretList([])
+    public var ziftWebhookSecrets = SecretList([])
+    public var attPushSecrets = SecretList([])
+    public var verizonCallbackCredentials: [ThingSpaceCredentials.Pair] = []
+    public var tmobileWebhookSecrets = SecretList([])
+    /// Header carrying the aggregator's and Zift's `t=…,v1=…` signature (unconfirmed by the providers: a setting).
+    public var tmobileSignatureHeader = TimestampedHMAC.defaultHeader
+    public var ziftSignatureHeader = TimestampedHMAC.defaultHeader
+    /// How far a signed timestamp may be from now (Stripe's default, also used for AT&T and HMAC routes).
+    public var signatureTolerance: Int64 = StripeSignature.defaultTolerance
+    /// Largest request body accepted (Twilio caps an SMS at 1600 characters; Stripe events are a few kB).
+    public var maxBodyBytes = 1 << 20
+    /// How long one request may wait for the database before answering 503 (the provider retries).
+    public var databaseTimeout: Duration = .seconds(5)
+    /// Connections in the pool.
+    public var databaseConnections = 10
+    /// Unix time now; tests pass a fixed clock.
+    public var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+
+    public init() {}
+
+    /// The keys this configuration reads.
+    public static let keys = [
+        "PORT", "HOST", "WINGTEL_PUBLIC_URL", "STRIPE_WEBHOOK_SECRET", "TWILIO_AUTH_TOKEN", "ZIFT_WEBHOOK_SECRET",
+        "ZIFT_SIGNATURE_HEADER", "ATT_PUSH_SECRET", "VERIZON_CALLBACK_USERNAME", "VERIZON_CALLBACK_PASSWORD",
+        "TMOBILE_WEBHOOK_SECRET", "TMOBILE_SIGNATURE_HEADER", "WEBHOOK_TOLERANCE_SECONDS", "MAX_BODY_BYTES",
+        "DATABASE_TIMEOUT_SECONDS", "DATABASE_POOL_SIZE",
+    ]
+
+    /// Reads settings; `file` (KEY=value lines, `#` comments) first, then `environment` over it.
+    public init(environment: [String: String], file: String? = nil) throws(FunctionsError) {
+        var values: [String: String] = [:]
+        if let file {
+            let text: String
+            do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
+                throw .configuration("cannot read the config file \(file): \(error.localizedDescription)")
+            }
+            for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let line = rawLine.trimmingCharacters(in: .whitespaces)
+                if line.isEmpty || line.hasPrefix("#") { continue }
+                guard let equals = line.firstIndex(of: "=") else {
+                    throw .configuration("\(file):\(number + 1): expected KEY=value")
+                }
+                var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+                if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+                values[line[..<equals].trimmingCharacters(in: .whitespaces)] = value
+            }
+        }
+        for key in Self.keys { if let value = environment[key] { values[key] = value } }
+
+        func integer(_ key: String) throws(FunctionsError) -> Int? {
+            guard let text = values[key], !text.isEmpty else { return nil }
+            guard let value = Int(text), value > 0 else { throw .configuration("\(key) must be a positive integer, not \(text)") }
+            return value
+        }
+        if let port = try integer("PORT") { self.port = port }
+        if let host = values["HOST"], !host.isEmpty { self.host = host }
+        if let url = values["WINGTEL_PUBLIC_URL"], !url.isEmpty {
+            guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
+                throw .configuration("WINGTEL_PUBLIC_URL must start with https:// (it is the URL providers call), not \(url)")
+            }
+            publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
+        stripeWebhookSecrets = SecretList(parsing: values["STRIPE_WEBHOOK_SECRET"])
+        twilioAuthTokens = SecretList(parsing: values["TWILIO_AUTH_TOKEN"])
+        ziftWebhookSecrets = SecretList(parsing: values["ZIFT_WEBHOOK_SECRET"])
+        attPushSecrets = SecretList(parsing: values["ATT_PUSH_SECRET"])
+        tmobileWebhookSecrets = SecretList(parsing: values["TMOBILE_WEBHOOK_SECRET"])
+        let usernames = SecretList(parsing: values["VERIZON_CALLBACK_USERNAME"])
+        let passwords = SecretList(parsing: values["VERIZON_CALLBACK_PASSWORD"])
+        guard usernames.values.count == passwords.values.count else {
+            throw .configuration(
+                "VERIZON_CALLBACK_USERNAME has \(usernames.values.count) values and VERIZON_CALLBACK_PASSWORD \(passwords.values.count); give them pairwise"
+            )
+        }
+        verizonCallbackCredentials = ThingSpaceCredentials.pairs(usernames: usernames, passwords: passwords)
+        if let header = values["TMOBILE_SIGNATURE_HEADER"], !header.isEmpty { tmobileSignatureHeader = header }
+        if let header = values["ZIFT_SIGNATURE_HEADER"], !header.isEmpty { ziftSignatureHeader = header }
+        if let seconds = try integer("WEBHOOK_TOLERANCE_SECONDS") { signatureTolerance = Int64(seconds) }
+        if let bytes = try integer("MAX_BODY_BYTES") { maxBodyBytes = bytes }
+        if let seconds = try integer("DATABASE_TIMEOUT_SECONDS") { databaseTimeout = .seconds(seconds) }
+        if let size = try integer("DATABASE_POOL_SIZE") { databaseConnections = size }
+    }
+
+    /// Routes whose secret is not configured answer 401 to everything; say so at start-up.
+    public var unconfiguredRoutes: [String] {
+        var routes: [String] = []
+        if stripeWebhookSecrets.isEmpty { routes.append("stripe-webhook (STRIPE_WEBHOOK_SECRET)") }
+        if twilioAuthTokens.isEmpty { routes.append("twilio-sms, twilio-status (TWILIO_AUTH_TOKEN)") }
+        if ziftWebhookSecrets.isEmpty { routes.append("zift-webhook (ZIFT_WEBHOOK_SECRET)") }
+        if attPushSecrets.isEmpty { routes.append("carriers/att (ATT_PUSH_SECRET)") }
+        if verizonCallbackCredentials.isEmpty { routes.append("carriers/verizon (VERIZON_CALLBACK_USERNAME/PASSWORD)") }
+        if tmobileWebhookSecrets.isEmpty { routes.append("carriers/tmobile (TMOBILE_WEBHOOK_SECRET)") }
+        return routes
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import WingtelDatabase
+import WingtelFunctions
+import WingtelTestSupport
+import WingtelVerification
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// The functions server on a free loopback port, over a real database, driven over real HTTP.
+final class LiveServer: Sendable {
+    static let secrets = (
+        stripe: "whsec_test_current", stripeOld: "whsec_test_old", twilio: "twilio_token", att: "att_secret",
+        verizonUser: "wingtel-callbacks", verizonPassword: "vz-pass", tmobile: "agg_secret"
+    )
+
+    let port: Int
+    let settings: ConnectionSettings
+    let group: ServiceGroup
+    let running: Task<Void, any Error>
+
+    private init(port: Int, settings: ConnectionSettings, group: ServiceGroup, running: Task<Void, any Error>) {
+        self.port = port
+        self.settings = settings
+        self.group = group
+        self.running = running
+    }
+
+    static func configuration(databaseTimeout: Duration = .seconds(5)) -> FunctionsConfiguration {
+        var configuration = FunctionsConfiguration()
+        configuration.host = "127.0.0.1"
+        configuration.port = 0
+        configuration.stripeWebhookSecrets = .init([secrets.stripe, secrets.stripeOld])
+        configuration.twilioAuthTokens = .init([secrets.twilio])
+        configuration.attPushSecrets = .init([secrets.att])
+        configuration.verizonCallbackCredentials = [.init(username: secrets.verizonUser, password: secrets.verizonPassword)]
+        configuration.tmobileWebhookSecrets = .init([secrets.tmobile])
+        configuration.databaseTimeout = databaseTimeout
+        configuration.maxBodyBytes = 64 * 1024
+        return configuration
+    }
+
+    /// Starts a server over `settings` (a migrated, seeded database).
+    static func start(
+        settings: ConnectionSettings, configuration: FunctionsConfiguration = LiveServer.configuration()
+    ) async throws -> LiveServer {
+        var logger = Logger(label: "wingtel.tests.functions")
+        logger.logLevel = .warning
+        let client = PostgresClient(
+            configuration: settings.postgresClientConfiguration(role: "service_role", maximumConnections: 8), backgroundLogger: logger)
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = buildFunctionsApplication(configuration: configuration, client: client, logger: logger) { port in
+            continuation.yield(port ?? 0)
+            continuation.finish()
+        }
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        let running = Task { try await group.run() }
+        var port = 0
+        for await value in ports { port = value }
+        return LiveServer(port: port, settings: settings, group: group, running: running)
+    }
+
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
+
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    struct Answer: Sendable {
+        let status: Int
+        let body: String
+        let headers: [String: String]
+    }
+
+    func post(_ path: String, body: [UInt8], headers: [String: String]) async throws -> Answer {
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.httpMethod = "POST"
+        request.httpBody = Data(body)
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        return try await send(request)
+    }
+
+    func get(_ path: String) async throws -> Answer {
+        try await send(URLRequest(url: URL(string: base + path)!))
+    }
+
+    private func send(_ request: URLRequest) async throws -> Answer {
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let http = response as! HTTPURLResponse
+        var headers: [String: String] = [:]
+        for (name, value) in http.allHeaderFields { headers[String(describing: name).lowercased()] = String(describing: value) }
+        return Answer(status: http.statusCode, body: String(decoding: data, as: UTF8.self), headers: headers)
+    }
+
+    /// Twilio's form body with its signature for this server's URL.
+    func twilio(_ path: String, _ parameters: [(String, String)], token: String = LiveServer.secrets.twilio) async throws -> Answer {
+        let signature = TwilioSignature.signature(url: base + path, parameters: parameters, authToken: token)
+        return try await post(
+            path, body: Array(FormURLEncoded.encode(parameters).utf8),
+            headers: ["Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature])
+    }
+}
