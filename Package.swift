@@ -178,6 +178,9 @@ let package = Package(
             dependencies: [
                 "WingtelFunctions", "WingtelVerification", "WingtelDatabase", "WingtelTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

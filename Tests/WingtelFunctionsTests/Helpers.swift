@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import WingtelVerification
 
@@ -22,5 +23,11 @@ struct StripeDelivery {
              "data":{"object":{"id":"\(intent)","object":"payment_intent","amount":\(cents),"amount_received":\(cents),
              "currency":"usd","status":"succeeded","metadata":{"wingtel_account_id":"\(account)"}}}}
             """)
+    }
+}
+
+enum SHA256Hex {
+    static func of(_ bytes: [UInt8]) -> String {
+        SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
     }
 }

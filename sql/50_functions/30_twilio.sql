@@ -236,15 +236,15 @@ end;
 $$;
 comment on function public.handle_twilio_status(jsonb, text) is 'Applies one verified Twilio status callback: the message moves forward only (a late "sent" after "delivered" is ignored), with the error code of a failure.';
 
--- Customer care's queue: free-text messages with no later outbound message in the conversation.
+-- Customer care's queue: free-text messages no staff member has answered since.
 create or replace view public.care_inbox with (security_invoker = true) as
 select m.organization_id, m.id as message_id, m.created_at, m.from_number, m.account_id, m.subscriber_id, m.body
 from public.sms_messages m
 where m.routed_to = 'care'
   and not exists (select 1 from public.sms_messages r
                   where r.organization_id = m.organization_id and r.direction = 'outbound' and r.to_number = m.from_number
-                    and r.created_at > m.created_at and r.in_reply_to is distinct from m.id);
-comment on view public.care_inbox is 'Inbound texts customer care has not answered yet (free text routed to care; answered once an agent''s outbound message to the number follows).';
+                    and r.sent_by is not null and r.created_at >= m.created_at);
+comment on view public.care_inbox is 'Inbound texts customer care has not answered yet: free text routed to care with no later message to the number written by a staff member (automatic replies do not count).';
 
 revoke all on function private.xml_escape(text), private.twiml(text), private.sms_status_rank(public.sms_status), private.sms_keyword(text),
   private.sms_usage_reply(uuid, public.subscribers), public.handle_twilio_sms(jsonb, text), public.handle_twilio_status(jsonb, text)

@@ -22,11 +22,11 @@ create policy "Admins manage messaging numbers" on public.messaging_numbers for 
 drop policy if exists "Members and the customer can view messages" on public.sms_messages;
 create policy "Members and the customer can view messages" on public.sms_messages for select to authenticated
   using (organization_id = any ((select private.user_org_ids())::uuid[]) or account_id = any ((select private.customer_account_ids())::uuid[]));
--- An agent's answer: outbound, queued, from one of the organization's numbers.
+-- An agent's answer: outbound, queued, signed by the agent, from one of the organization's numbers, not to an opted-out number.
 drop policy if exists "Agents write outbound messages" on public.sms_messages;
 create policy "Agents write outbound messages" on public.sms_messages for insert to authenticated
   with check (organization_id = any ((select private.user_org_ids('agent'))::uuid[])
-              and direction = 'outbound' and status = 'accepted' and provider_sid is null
+              and direction = 'outbound' and status = 'accepted' and provider_sid is null and sent_by = (select auth.uid())
               and exists (select 1 from public.messaging_numbers n
                           where n.organization_id = sms_messages.organization_id and n.phone_number = sms_messages.from_number)
               and not exists (select 1 from public.sms_opt_outs o
@@ -40,4 +40,4 @@ create or replace trigger sms_messages_touch before update on public.sms_message
   for each row execute function private.touch_updated_at();
 
 select audit.enable('public.messaging_numbers', 'operations');
-select audit.enable('public.sms_opt_outs', 'customer_care');
+select audit.enable('public.sms_opt_outs', 'customer_care', key_columns => array['organization_id', 'phone_number']);

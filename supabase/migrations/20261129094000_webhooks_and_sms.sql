@@ -68,6 +68,7 @@ create table public.sms_messages (
   keyword text,
   routed_to text,
   in_reply_to uuid,
+  sent_by uuid references auth.users (id) on delete set null,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   primary key (organization_id, id),
@@ -81,6 +82,7 @@ create table public.sms_messages (
 comment on table public.sms_messages is 'SMS conversations: inbound messages (with the keyword recognised, or routed to customer care) and outbound replies and notifications, with Twilio''s delivery status.';
 comment on column public.sms_messages.provider_sid is 'Twilio MessageSid (SM…/MM…); unique per organization, which makes a re-delivered webhook a no-op.';
 comment on column public.sms_messages.keyword is 'The command an inbound message was read as (BAL, USAGE, HELP, STOP, START), null for free text.';
+comment on column public.sms_messages.sent_by is 'The staff member who wrote an outbound message; null for automatic replies and notifications.';
 comment on column public.sms_messages.routed_to is 'care: free text that customer care must answer (open in public.care_inbox).';
 create index sms_messages_sid_idx on public.sms_messages (provider_sid) where provider_sid is not null;
 create index sms_messages_account_idx on public.sms_messages (organization_id, account_id, created_at desc);

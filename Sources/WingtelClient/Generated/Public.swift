@@ -1237,7 +1237,7 @@ extension Public {
 }
 
 extension Public {
-    /// Inbound texts customer care has not answered yet (free text routed to care; answered once an agent's outbound message to the number follows).
+    /// Inbound texts customer care has not answered yet: free text routed to care with no later message to the number written by a staff member (automatic replies do not count).
     ///
     /// - Remark: Generated from view `public.care_inbox`.
     public enum CareInbox: WingtelView {
@@ -4018,10 +4018,12 @@ extension Public {
             /// care: free text that customer care must answer (open in public.care_inbox).
             public var routedTo: String?
             public var inReplyTo: UUID?
+            /// The staff member who wrote an outbound message; null for automatic replies and notifications.
+            public var sentBy: UUID?
             public var createdAt: Date
             public var updatedAt: Date
 
-            public init(organizationId: UUID, id: UUID, direction: Public.SmsDirection, providerSid: String? = nil, fromNumber: String, toNumber: String, body: String, numMedia: Int32, status: Public.SmsStatus, errorCode: String? = nil, accountId: UUID? = nil, subscriberId: UUID? = nil, keyword: String? = nil, routedTo: String? = nil, inReplyTo: UUID? = nil, createdAt: Date, updatedAt: Date) {
+            public init(organizationId: UUID, id: UUID, direction: Public.SmsDirection, providerSid: String? = nil, fromNumber: String, toNumber: String, body: String, numMedia: Int32, status: Public.SmsStatus, errorCode: String? = nil, accountId: UUID? = nil, subscriberId: UUID? = nil, keyword: String? = nil, routedTo: String? = nil, inReplyTo: UUID? = nil, sentBy: UUID? = nil, createdAt: Date, updatedAt: Date) {
                 self.organizationId = organizationId
                 self.id = id
                 self.direction = direction
@@ -4037,6 +4039,7 @@ extension Public {
                 self.keyword = keyword
                 self.routedTo = routedTo
                 self.inReplyTo = inReplyTo
+                self.sentBy = sentBy
                 self.createdAt = createdAt
                 self.updatedAt = updatedAt
             }
@@ -4057,6 +4060,7 @@ extension Public {
                 case keyword
                 case routedTo = "routed_to"
                 case inReplyTo = "in_reply_to"
+                case sentBy = "sent_by"
                 case createdAt = "created_at"
                 case updatedAt = "updated_at"
             }
@@ -4082,10 +4086,12 @@ extension Public {
             /// care: free text that customer care must answer (open in public.care_inbox).
             public var routedTo: String?
             public var inReplyTo: UUID?
+            /// The staff member who wrote an outbound message; null for automatic replies and notifications.
+            public var sentBy: UUID?
             public var createdAt: Date?
             public var updatedAt: Date?
 
-            public init(organizationId: UUID, id: UUID? = nil, direction: Public.SmsDirection, providerSid: String? = nil, fromNumber: String, toNumber: String, body: String? = nil, numMedia: Int32? = nil, status: Public.SmsStatus, errorCode: String? = nil, accountId: UUID? = nil, subscriberId: UUID? = nil, keyword: String? = nil, routedTo: String? = nil, inReplyTo: UUID? = nil, createdAt: Date? = nil, updatedAt: Date? = nil) {
+            public init(organizationId: UUID, id: UUID? = nil, direction: Public.SmsDirection, providerSid: String? = nil, fromNumber: String, toNumber: String, body: String? = nil, numMedia: Int32? = nil, status: Public.SmsStatus, errorCode: String? = nil, accountId: UUID? = nil, subscriberId: UUID? = nil, keyword: String? = nil, routedTo: String? = nil, inReplyTo: UUID? = nil, sentBy: UUID? = nil, createdAt: Date? = nil, updatedAt: Date? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.direction = direction
@@ -4101,6 +4107,7 @@ extension Public {
                 self.keyword = keyword
                 self.routedTo = routedTo
                 self.inReplyTo = inReplyTo
+                self.sentBy = sentBy
                 self.createdAt = createdAt
                 self.updatedAt = updatedAt
             }
@@ -4121,6 +4128,7 @@ extension Public {
                 case keyword
                 case routedTo = "routed_to"
                 case inReplyTo = "in_reply_to"
+                case sentBy = "sent_by"
                 case createdAt = "created_at"
                 case updatedAt = "updated_at"
             }
@@ -4146,10 +4154,12 @@ extension Public {
             /// care: free text that customer care must answer (open in public.care_inbox).
             public var routedTo: String?
             public var inReplyTo: UUID?
+            /// The staff member who wrote an outbound message; null for automatic replies and notifications.
+            public var sentBy: UUID?
             public var createdAt: Date?
             public var updatedAt: Date?
 
-            public init(organizationId: UUID? = nil, id: UUID? = nil, direction: Public.SmsDirection? = nil, providerSid: String? = nil, fromNumber: String? = nil, toNumber: String? = nil, body: String? = nil, numMedia: Int32? = nil, status: Public.SmsStatus? = nil, errorCode: String? = nil, accountId: UUID? = nil, subscriberId: UUID? = nil, keyword: String? = nil, routedTo: String? = nil, inReplyTo: UUID? = nil, createdAt: Date? = nil, updatedAt: Date? = nil) {
+            public init(organizationId: UUID? = nil, id: UUID? = nil, direction: Public.SmsDirection? = nil, providerSid: String? = nil, fromNumber: String? = nil, toNumber: String? = nil, body: String? = nil, numMedia: Int32? = nil, status: Public.SmsStatus? = nil, errorCode: String? = nil, accountId: UUID? = nil, subscriberId: UUID? = nil, keyword: String? = nil, routedTo: String? = nil, inReplyTo: UUID? = nil, sentBy: UUID? = nil, createdAt: Date? = nil, updatedAt: Date? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.direction = direction
@@ -4165,6 +4175,7 @@ extension Public {
                 self.keyword = keyword
                 self.routedTo = routedTo
                 self.inReplyTo = inReplyTo
+                self.sentBy = sentBy
                 self.createdAt = createdAt
                 self.updatedAt = updatedAt
             }
@@ -4185,6 +4196,7 @@ extension Public {
                 case keyword
                 case routedTo = "routed_to"
                 case inReplyTo = "in_reply_to"
+                case sentBy = "sent_by"
                 case createdAt = "created_at"
                 case updatedAt = "updated_at"
             }

@@ -226,7 +226,7 @@ comment on function public.handle_stripe_event(jsonb, text) is 'Applies one veri
 revoke all on function private.stripe_account(jsonb), public.handle_stripe_event(jsonb, text) from public, anon, authenticated;
 grant execute on function public.handle_stripe_event(jsonb, text) to service_role;
 
--- >>> sql/50_functions/30_twilio.sql (sha256 91d45285f434b55643d9733e0f41f79692efeb6c84703250a9386f0c177bfe34)
+-- >>> sql/50_functions/30_twilio.sql (sha256 ba0915ccaeb218fa3e4eb46e4d52e15f45d9f84210f14de6a68cb9a36f58ca2b)
 -- Twilio SMS (POST /functions/v1/twilio-sms and /twilio-status), after the server checked
 -- X-Twilio-Signature. Inbound messages are answered with TwiML built here:
 --   BAL     what the account owes (open invoices) and its wallet balance
@@ -465,15 +465,15 @@ end;
 $$;
 comment on function public.handle_twilio_status(jsonb, text) is 'Applies one verified Twilio status callback: the message moves forward only (a late "sent" after "delivered" is ignored), with the error code of a failure.';
 
--- Customer care's queue: free-text messages with no later outbound message in the conversation.
+-- Customer care's queue: free-text messages no staff member has answered since.
 create or replace view public.care_inbox with (security_invoker = true) as
 select m.organization_id, m.id as message_id, m.created_at, m.from_number, m.account_id, m.subscriber_id, m.body
 from public.sms_messages m
 where m.routed_to = 'care'
   and not exists (select 1 from public.sms_messages r
                   where r.organization_id = m.organization_id and r.direction = 'outbound' and r.to_number = m.from_number
-                    and r.created_at > m.created_at and r.in_reply_to is distinct from m.id);
-comment on view public.care_inbox is 'Inbound texts customer care has not answered yet (free text routed to care; answered once an agent''s outbound message to the number follows).';
+                    and r.sent_by is not null and r.created_at >= m.created_at);
+comment on view public.care_inbox is 'Inbound texts customer care has not answered yet: free text routed to care with no later message to the number written by a staff member (automatic replies do not count).';
 
 revoke all on function private.xml_escape(text), private.twiml(text), private.sms_status_rank(public.sms_status), private.sms_keyword(text),
   private.sms_usage_reply(uuid, public.subscribers), public.handle_twilio_sms(jsonb, text), public.handle_twilio_status(jsonb, text)
@@ -665,7 +665,7 @@ revoke all on function private.carrier_network_state(text, text), private.carrie
   public.handle_carrier_event(text, jsonb, text) from public, anon, authenticated;
 grant execute on function public.handle_carrier_event(text, jsonb, text) to service_role;
 
--- >>> sql/50_functions/90_access.sql (sha256 49c703a9cf5a921bb52f4fd44d252e5675573664dc49f57f89dd46e44ef7d8e1)
+-- >>> sql/50_functions/90_access.sql (sha256 1ab710870a8a2fdb95762b872e9949884ed104ec52504e18affe64cac372cf87)
 -- Who reads SMS: staff of the organization read conversations, numbers and opt-outs; agents
 -- and up answer (an outbound message an agent writes is queued for the outbox); admins manage
 -- the organization's numbers. Customers read their own account's conversation. The webhooks
@@ -690,11 +690,11 @@ create policy "Admins manage messaging numbers" on public.messaging_numbers for 
 drop policy if exists "Members and the customer can view messages" on public.sms_messages;
 create policy "Members and the customer can view messages" on public.sms_messages for select to authenticated
   using (organization_id = any ((select private.user_org_ids())::uuid[]) or account_id = any ((select private.customer_account_ids())::uuid[]));
--- An agent's answer: outbound, queued, from one of the organization's numbers.
+-- An agent's answer: outbound, queued, signed by the agent, from one of the organization's numbers, not to an opted-out number.
 drop policy if exists "Agents write outbound messages" on public.sms_messages;
 create policy "Agents write outbound messages" on public.sms_messages for insert to authenticated
   with check (organization_id = any ((select private.user_org_ids('agent'))::uuid[])
-              and direction = 'outbound' and status = 'accepted' and provider_sid is null
+              and direction = 'outbound' and status = 'accepted' and provider_sid is null and sent_by = (select auth.uid())
               and exists (select 1 from public.messaging_numbers n
                           where n.organization_id = sms_messages.organization_id and n.phone_number = sms_messages.from_number)
               and not exists (select 1 from public.sms_opt_outs o
@@ -708,4 +708,4 @@ create or replace trigger sms_messages_touch before update on public.sms_message
   for each row execute function private.touch_updated_at();
 
 select audit.enable('public.messaging_numbers', 'operations');
-select audit.enable('public.sms_opt_outs', 'customer_care');
+select audit.enable('public.sms_opt_outs', 'customer_care', key_columns => array['organization_id', 'phone_number']);
