@@ -100,7 +100,6 @@ public struct FunctionsConfiguration: Sendable {
         var routes: [String] = []
         if stripeWebhookSecrets.isEmpty { routes.append("stripe-webhook (STRIPE_WEBHOOK_SECRET)") }
         if twilioAuthTokens.isEmpty { routes.append("twilio-sms, twilio-status (TWILIO_AUTH_TOKEN)") }
-        if ziftWebhookSecrets.isEmpty { routes.append("zift-webhook (ZIFT_WEBHOOK_SECRET)") }
         if attPushSecrets.isEmpty { routes.append("carriers/att (ATT_PUSH_SECRET)") }
         if verizonCallbackCredentials.isEmpty { routes.append("carriers/verizon (VERIZON_CALLBACK_USERNAME/PASSWORD)") }
         if tmobileWebhookSecrets.isEmpty { routes.append("carriers/tmobile (TMOBILE_WEBHOOK_SECRET)") }
