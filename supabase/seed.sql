@@ -216,3 +216,27 @@ select public.top_up_wallet('10000000-0000-4000-8000-00000000000b', 'ac000000-00
 select public.record_payment('10000000-0000-4000-8000-00000000000b', 'ac000000-0000-4000-8000-00000000000b', 2000, 'seed-partial-b',
                              'ach', 'zift', 'zift-seed-1', true, null, null, timestamptz '2026-03-01 09:00:00+00');
 select public.run_dunning('10000000-0000-4000-8000-00000000000b', timestamptz '2026-03-14 12:00:00+00');
+
+-- SMS: each organization's number, a HELP exchange and a free-text message waiting in the
+-- care inbox, and one opted-out number (what the Twilio webhook would have written).
+insert into public.messaging_numbers (organization_id, id, phone_number, label)
+select o.id, ('3e000000-0000-4000-8000-00000000000' || o.s)::uuid, o.number, 'Customer care'
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a', '+13125550900'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b', '+13125550901')) as o (id, s, number);
+
+insert into public.sms_messages (organization_id, id, direction, provider_sid, from_number, to_number, body, status, account_id, subscriber_id, keyword, routed_to, in_reply_to, created_at)
+select o.id, m.id::uuid, m.direction::public.sms_direction, m.sid || o.s, case when m.direction = 'inbound' then o.mdn else o.number end,
+       case when m.direction = 'inbound' then o.number else o.mdn end, m.body, m.status::public.sms_status,
+       ('ac000000-0000-4000-8000-00000000000' || o.s)::uuid, ('5b100000-0000-4000-8000-00000000000' || o.s)::uuid, m.keyword, m.routed_to,
+       m.reply_to::uuid, m.at::timestamptz
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a', '+13125550101', '+13125550900'),
+             ('10000000-0000-4000-8000-00000000000b'::uuid, 'b', '+13125550102', '+13125550901')) as o (id, s, mdn, number)
+cross join lateral (values
+  ('5e100000-0000-4000-8000-00000000000' || o.s, 'inbound', 'SMseed0001', 'HELP', 'received', 'HELP', null, null, '2026-03-02 18:00:00+00'),
+  ('5e200000-0000-4000-8000-00000000000' || o.s, 'outbound', 'SMseed0002', 'Reply BAL for your balance, USAGE for usage, STOP to unsubscribe.', 'delivered', null, null,
+   '5e100000-0000-4000-8000-00000000000' || o.s, '2026-03-02 18:00:01+00'),
+  ('5e300000-0000-4000-8000-00000000000' || o.s, 'inbound', 'SMseed0003', 'My data stopped working this morning', 'received', null, 'care', null, '2026-03-03 08:15:00+00')
+) as m (id, direction, sid, body, status, keyword, routed_to, reply_to, at);
+
+insert into public.sms_opt_outs (organization_id, phone_number, keyword, opted_out_at)
+values ('10000000-0000-4000-8000-00000000000a', '+13125550177', 'STOP', '2026-03-04 12:00:00+00'),
+       ('10000000-0000-4000-8000-00000000000b', '+13125550178', 'STOP', '2026-03-04 12:00:00+00');
