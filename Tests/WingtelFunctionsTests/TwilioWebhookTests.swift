@@ -56,11 +56,13 @@ struct TwilioWebhookTests {
         // Free text from someone who is not a customer: acknowledged (escaped) and in the care inbox.
         let stranger = try await server.twilio(path, Self.inbound("SM007", "who is this?", from: "+13125559999"))
         #expect(stranger.body.contains("our care team will answer"))
-        let inbox = try await Probe.rows(settings, "select from_number, body from public.care_inbox where \(Self.recent) order by created_at")
+        let inbox = try await Probe.rows(
+            settings, "select from_number, body from public.care_inbox where \(Self.recent) order by created_at")
         #expect(inbox == [[Self.customer, "my phone <is> broken & slow"], ["+13125559999", "who is this?"]])
         let keywords = try await Probe.rows(
             settings,
-            "select provider_sid, coalesce(keyword, routed_to) from public.sms_messages where direction = 'inbound' and \(Self.recent) order by provider_sid")
+            "select provider_sid, coalesce(keyword, routed_to) from public.sms_messages where direction = 'inbound' and \(Self.recent) order by provider_sid"
+        )
         #expect(
             keywords == [
                 ["SM001", "HELP"], ["SM002", "BAL"], ["SM003", "USAGE"], ["SM004", "STOP"], ["SM005", "care"], ["SM006", "START"],
@@ -112,8 +114,10 @@ struct TwilioWebhookTests {
         }
         #expect(answers.allSatisfy { $0.status == 200 })
         #expect(answers.filter { $0.body.contains("<Message>") }.count == 1)
-        #expect(try await Probe.int(settings, "select count(*) from public.sms_messages where direction = 'inbound' and \(Self.recent)") == 1)
-        #expect(try await Probe.int(settings, "select count(*) from public.sms_messages where direction = 'outbound' and \(Self.recent)") == 1)
+        #expect(
+            try await Probe.int(settings, "select count(*) from public.sms_messages where direction = 'inbound' and \(Self.recent)") == 1)
+        #expect(
+            try await Probe.int(settings, "select count(*) from public.sms_messages where direction = 'outbound' and \(Self.recent)") == 1)
     }
 
     @Test("status callbacks move a message forward only, out of order and repeated")
