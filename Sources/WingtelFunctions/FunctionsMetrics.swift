@@ -76,3 +76,20 @@ struct RouteMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 }
+
+extension FunctionsMetrics {
+    /// `wingtel_outbox_commands_total{adapter,outcome}`: accepted, completed, refused, retry.
+    func outbox(_ adapter: String, _ outcome: CarrierOutcome) {
+        let label =
+            switch outcome {
+            case .accepted: "accepted"
+            case .completed: "completed"
+            case .refused: "refused"
+            case .retry: "retry"
+            }
+        CoreMetrics.Counter(
+            label: "wingtel_outbox_commands_total", dimensions: [("adapter", adapter), ("outcome", label)], factory: factory
+        )
+        .increment()
+    }
+}

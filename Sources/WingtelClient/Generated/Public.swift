@@ -3332,6 +3332,49 @@ extension Public {
 }
 
 extension Public {
+    /// Carrier commands per organization, carrier and state: how many, the oldest, the most attempts used and the latest error. Dead letters are status = dead (see carrier_commands.error for each).
+    ///
+    /// - Remark: Generated from view `public.outbox_status`.
+    public enum OutboxStatus: WingtelView {
+        public static let qualifiedName = "public.outbox_status"
+
+        /// A row as read from `public.outbox_status`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var carrier: String?
+            public var adapter: Public.CarrierAdapter?
+            public var status: Public.CommandStatus?
+            public var commands: Int64?
+            public var oldestCreatedAt: Date?
+            public var maxAttemptsUsed: Int32?
+            public var latestError: String?
+
+            public init(organizationId: UUID? = nil, carrier: String? = nil, adapter: Public.CarrierAdapter? = nil, status: Public.CommandStatus? = nil, commands: Int64? = nil, oldestCreatedAt: Date? = nil, maxAttemptsUsed: Int32? = nil, latestError: String? = nil) {
+                self.organizationId = organizationId
+                self.carrier = carrier
+                self.adapter = adapter
+                self.status = status
+                self.commands = commands
+                self.oldestCreatedAt = oldestCreatedAt
+                self.maxAttemptsUsed = maxAttemptsUsed
+                self.latestError = latestError
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case carrier
+                case adapter
+                case status
+                case commands
+                case oldestCreatedAt = "oldest_created_at"
+                case maxAttemptsUsed = "max_attempts_used"
+                case latestError = "latest_error"
+            }
+        }
+    }
+}
+
+extension Public {
     /// Payment attempts (cards, ACH, cash) as recorded by record_payment — by staff or the Stripe/Zift webhooks. Failed attempts are kept for dunning and churn analysis.
     ///
     /// - Remark: Generated from table `public.payments`.
@@ -5955,6 +5998,76 @@ extension Public.Functions {
             case worker
             case maxCount = "max_count"
             case lease
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Takes up to max_count due commands (or commands whose lease ran out) of carriers served by the given adapters, for one worker under a lease; concurrent workers get disjoint sets. Returns what the adapter needs.
+    ///
+    /// - Remark: Generated from `public.claim_outbox_commands(text,public.carrier_adapter[],integer,interval)`.
+    public struct ClaimOutboxCommands: WingtelFunction {
+        public typealias Output = [Result]
+        public static let qualifiedName = "public.claim_outbox_commands"
+        public static let returns: WingtelReturnShape = .rows
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "worker", sqlType: "text", hasDefault: false),
+            WingtelArgument(name: "adapters", sqlType: "public.carrier_adapter[]", hasDefault: false),
+            WingtelArgument(name: "max_count", sqlType: "integer", hasDefault: true),
+            WingtelArgument(name: "lease", sqlType: "interval", hasDefault: true),
+        ]
+
+        public var worker: String
+        public var adapters: [Public.CarrierAdapter]
+        public var maxCount: Int32?
+        public var lease: String?
+
+        public init(worker: String, adapters: [Public.CarrierAdapter], maxCount: Int32? = nil, lease: String? = nil) {
+            self.worker = worker
+            self.adapters = adapters
+            self.maxCount = maxCount
+            self.lease = lease
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case worker
+            case adapters
+            case maxCount = "max_count"
+            case lease
+        }
+
+        /// A row of the function's result.
+        public struct Result: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var kind: Public.CarrierCommandKind?
+            public var adapter: Public.CarrierAdapter?
+            public var payload: JSONValue?
+            public var idempotencyKey: String?
+            public var attempts: Int32?
+            public var maxAttempts: Int32?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, kind: Public.CarrierCommandKind? = nil, adapter: Public.CarrierAdapter? = nil, payload: JSONValue? = nil, idempotencyKey: String? = nil, attempts: Int32? = nil, maxAttempts: Int32? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.kind = kind
+                self.adapter = adapter
+                self.payload = payload
+                self.idempotencyKey = idempotencyKey
+                self.attempts = attempts
+                self.maxAttempts = maxAttempts
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case kind
+                case adapter
+                case payload
+                case idempotencyKey = "idempotency_key"
+                case attempts
+                case maxAttempts = "max_attempts"
+            }
         }
     }
 }
