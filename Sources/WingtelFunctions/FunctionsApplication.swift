@@ -4,7 +4,8 @@ import NIOCore
 import PostgresNIO
 import ServiceLifecycle
 
-/// Builds the functions server: routes of ARCHITECTURE.md §3 over a pooled database client.
+/// Builds the functions server: routes of ARCHITECTURE.md §3 over a pooled database client, and
+/// the outbox workers for the carriers that have settings.
 /// `wingtel serve` and the tests call this same function. The client is added as a service
 /// before the HTTP server, so on SIGTERM the server stops accepting and finishes its requests
 /// before the pool closes.
@@ -41,6 +42,17 @@ public func buildFunctionsApplication(
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port) },
         logger: logger
     )
+    // Order matters for shutdown (reverse order): the HTTP server stops first, then the workers
+    // finish the commands they hold, then the pool closes.
     app.addServices(client)
+    let adapters = configuration.carrierAdapters(transport: URLSessionTransport())
+    if configuration.outboxWorkers > 0 {
+        for index in 0..<configuration.outboxWorkers {
+            var settings = OutboxWorker.Settings()
+            settings.name = "\(settings.name)-\(index + 1)"
+            settings.pollInterval = configuration.outboxPollInterval
+            app.addServices(OutboxWorker(client: client, adapters: adapters, settings: settings, metrics: metrics, logger: logger))
+        }
+    }
     return app
 }

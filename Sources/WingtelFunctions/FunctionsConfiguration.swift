@@ -27,6 +27,14 @@ public struct FunctionsConfiguration: Sendable {
     public var databaseTimeout: Duration = .seconds(5)
     /// Connections in the pool.
     public var databaseConnections = 10
+    /// Carrier APIs the outbox worker sends commands to; a carrier without settings keeps its
+    /// commands pending (visible in public.outbox_status).
+    public var thingSpace: ThingSpaceSettings?
+    public var controlCenter: ControlCenterSettings?
+    public var aggregator: AggregatorSettings?
+    /// Outbox workers in this process (0 turns the worker off, e.g. on a webhook-only replica).
+    public var outboxWorkers = 1
+    public var outboxPollInterval: Duration = .seconds(5)
     /// Unix time now; tests pass a fixed clock.
     public var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
 
@@ -37,7 +45,10 @@ public struct FunctionsConfiguration: Sendable {
         "PORT", "HOST", "WINGTEL_PUBLIC_URL", "STRIPE_WEBHOOK_SECRET", "TWILIO_AUTH_TOKEN", "ZIFT_WEBHOOK_SECRET",
         "ZIFT_SIGNATURE_HEADER", "ATT_PUSH_SECRET", "VERIZON_CALLBACK_USERNAME", "VERIZON_CALLBACK_PASSWORD",
         "TMOBILE_WEBHOOK_SECRET", "TMOBILE_SIGNATURE_HEADER", "WEBHOOK_TOLERANCE_SECONDS", "MAX_BODY_BYTES",
-        "DATABASE_TIMEOUT_SECONDS", "DATABASE_POOL_SIZE",
+        "DATABASE_TIMEOUT_SECONDS", "DATABASE_POOL_SIZE", "THINGSPACE_API_URL", "THINGSPACE_CLIENT_ID", "THINGSPACE_CLIENT_SECRET",
+        "THINGSPACE_USERNAME", "THINGSPACE_PASSWORD", "THINGSPACE_ACCOUNT_NAME", "ATT_API_URL", "ATT_USERNAME", "ATT_API_KEY",
+        "TMOBILE_API_URL", "TMOBILE_USERNAME", "TMOBILE_PASSWORD", "TMOBILE_CLIENT_ID", "TMOBILE_CLIENT_SECRET", "OUTBOX_WORKERS",
+        "OUTBOX_POLL_SECONDS",
     ]
 
     /// Reads settings; `file` (KEY=value lines, `#` comments) first, then `environment` over it.
@@ -93,6 +104,39 @@ public struct FunctionsConfiguration: Sendable {
         if let bytes = try integer("MAX_BODY_BYTES") { maxBodyBytes = bytes }
         if let seconds = try integer("DATABASE_TIMEOUT_SECONDS") { databaseTimeout = .seconds(seconds) }
         if let size = try integer("DATABASE_POOL_SIZE") { databaseConnections = size }
+
+        func value(_ key: String) -> String? { values[key].flatMap { $0.isEmpty ? nil : $0 } }
+        if let id = value("THINGSPACE_CLIENT_ID"), let secret = value("THINGSPACE_CLIENT_SECRET"), let user = value("THINGSPACE_USERNAME"),
+            let password = value("THINGSPACE_PASSWORD"), let account = value("THINGSPACE_ACCOUNT_NAME")
+        {
+            thingSpace = ThingSpaceSettings(
+                baseURL: value("THINGSPACE_API_URL") ?? "https://thingspace.verizon.com", clientID: id, clientSecret: secret,
+                username: user,
+                password: password, accountName: account)
+        }
+        if let user = value("ATT_USERNAME"), let key = value("ATT_API_KEY") {
+            controlCenter = ControlCenterSettings(
+                baseURL: value("ATT_API_URL") ?? "https://restapi1.jasper.com", username: user, apiKey: key)
+        }
+        if let base = value("TMOBILE_API_URL"), let user = value("TMOBILE_USERNAME"), let password = value("TMOBILE_PASSWORD") {
+            aggregator = AggregatorSettings(
+                baseURL: base, username: user, password: password, clientID: value("TMOBILE_CLIENT_ID") ?? "",
+                clientSecret: value("TMOBILE_CLIENT_SECRET") ?? "")
+        }
+        if let text = values["OUTBOX_WORKERS"], !text.isEmpty {
+            guard let count = Int(text), count >= 0 else { throw .configuration("OUTBOX_WORKERS must be 0 or more, not \(text)") }
+            outboxWorkers = count
+        }
+        if let seconds = try integer("OUTBOX_POLL_SECONDS") { outboxPollInterval = .seconds(seconds) }
+    }
+
+    /// The adapters for the carriers that have settings.
+    public func carrierAdapters(transport: any HTTPTransport) -> [any CarrierAdapter] {
+        var adapters: [any CarrierAdapter] = []
+        if let thingSpace { adapters.append(ThingSpaceAdapter(settings: thingSpace, transport: transport)) }
+        if let controlCenter { adapters.append(ControlCenterAdapter(settings: controlCenter, transport: transport)) }
+        if let aggregator { adapters.append(AggregatorAdapter(settings: aggregator, transport: transport)) }
+        return adapters
     }
 
     /// Routes whose secret is not configured answer 401 to everything; say so at start-up.
