@@ -28,6 +28,12 @@ public func buildFunctionsApplication(
             healthy ? #"{"status":"ok","database":"ok"}"# : #"{"status":"unavailable","database":"unreachable"}"#,
             contentType: "application/json; charset=utf-8", requestID: context.id, status: healthy ? .ok : .serviceUnavailable)
     }
+    // What this server is; no database, no verification (also the bare route of benchmark B4).
+    router.get("/") { _, context -> Response in
+        Handling.response(
+            #"{"service":"wingtel-functions","docs":"docs/API.md","health":"/health","metrics":"/metrics"}"#,
+            contentType: "application/json; charset=utf-8", requestID: context.id)
+    }
     router.get("metrics") { _, context -> Response in
         Handling.response(metrics.prometheusText(), contentType: "text/plain; version=0.0.4; charset=utf-8", requestID: context.id)
     }

@@ -27,7 +27,26 @@ declare
   request text := nullif(current_setting('wingtel.request_id', true), '');
   -- The role the caller acts as (SET ROLE survives security definer; current_user does not).
   acting_role text := coalesce(nullif(current_setting('role', true), 'none'), session_user);
+  -- The statement for this table, operation and trigger arguments is built from the catalog
+  -- once per session and kept in a session setting. Its name carries the xmin of the table's
+  -- pg_class row, which every ALTER TABLE changes: a table whose columns changed gets a new
+  -- statement. (Building it costs catalog queries; for single-row changes that was most of the
+  -- trigger's time.)
+  cache_name text := format('wingtel_audit.s%s_%s_%s_%s', tg_relid::oid::int8, lower(tg_op),
+                            (select c.xmin::text from pg_catalog.pg_class c where c.oid = tg_relid), md5(array_to_string(tg_argv, '|')));
+  statement text := nullif(current_setting(cache_name, true), '');
 begin
+  -- A statement that changed no row (an UPDATE … WHERE that matched nothing) leaves no entry;
+  -- say so before any other work (statement-level triggers fire for zero rows too).
+  if tg_op = 'DELETE' then
+    if not exists (select 1 from old_rows) then return null; end if;
+  elsif not exists (select 1 from new_rows) then
+    return null;
+  end if;
+  if statement is not null then
+    execute statement using actor_id, actor, request, entry_category, table_label, excluded, acting_role;
+    return null;
+  end if;
   -- Key columns are primary-key columns (never null): old and new rows pair up by hash join.
   select concat_ws(' || '','' || ', variadic array_agg(format('r.%I::text', k)) filter (where k <> org_column)),
          string_agg(format('o.%1$I = n.%1$I', k), ' and ')
@@ -36,17 +55,15 @@ begin
   record_id_expression := coalesce(record_id_expression, format('r.%I::text', org_column));
 
   if tg_op = 'INSERT' then
-    execute format(
+    statement := format(
       'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_id, row_data)
        select r.%1$I, $1, $2, $7, $3, ''insert'', $4, $5, %2$s, to_jsonb(r) - $6::text[] from new_rows r',
-      org_column, record_id_expression)
-    using actor_id, actor, request, entry_category, table_label, excluded, acting_role;
+      org_column, record_id_expression);
   elsif tg_op = 'DELETE' then
-    execute format(
+    statement := format(
       'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_id, row_data)
        select r.%1$I, $1, $2, $7, $3, ''delete'', $4, $5, %2$s, to_jsonb(r) - $6::text[] from old_rows r',
-      org_column, record_id_expression)
-    using actor_id, actor, request, entry_category, table_label, excluded, acting_role;
+      org_column, record_id_expression);
   else
     -- One array slot per column (read from the catalog at each statement, so columns added
     -- later are covered); null where the column did not change.
@@ -62,15 +79,16 @@ begin
                     then format('o.%1$I is distinct from n.%1$I', a.attname)
                     else format('o.%1$I::text is distinct from n.%1$I::text', a.attname) end as changed) c
      where a.attrelid = tg_relid and a.attnum > 0 and not a.attisdropped and a.attname <> all (excluded);
-    execute format(
+    statement := format(
       'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_id, changed_columns, old_values, new_values)
        select n.%1$I, $1, $2, $7, $3, ''update'', $4, $5, %2$s, %3$s, %4$s, %5$s
        from old_rows o join new_rows n on %6$s
        where %7$s',
       org_column, replace(record_id_expression, 'r.', 'n.'), names_expression, old_expression, new_expression,
-      join_condition, changed_any)
-    using actor_id, actor, request, entry_category, table_label, excluded, acting_role;
+      join_condition, changed_any);
   end if;
+  perform set_config(cache_name, statement, false);
+  execute statement using actor_id, actor, request, entry_category, table_label, excluded, acting_role;
   return null;
 end;
 $$;

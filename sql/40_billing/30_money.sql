@@ -130,6 +130,8 @@ declare
   payer public.accounts;
   payment public.payments;
   remaining bigint;
+  allocated_invoices uuid[];
+  allocated_amounts bigint[];
   today date;
   zone text;
 begin
@@ -176,10 +178,10 @@ begin
   end if;
 
   -- Settle open invoices: the one named first, then the oldest due; the rest goes to the wallet.
-  create temporary table if not exists payment_allocation (invoice_id uuid, amount bigint) on commit drop;
-  truncate pg_temp.payment_allocation;
-  insert into pg_temp.payment_allocation (invoice_id, amount)
-  select d.id, least(d.outstanding, record_payment.amount_cents - (d.running - d.outstanding))
+  -- (The allocation is kept in two arrays, not a temporary table: no catalog work per payment.)
+  select coalesce(array_agg(d.id order by d.running), '{}'),
+         coalesce(array_agg(least(d.outstanding, record_payment.amount_cents - (d.running - d.outstanding)) order by d.running), '{}')
+    into allocated_invoices, allocated_amounts
   from (
     select i.id, i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents as outstanding,
            sum(i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents)
@@ -188,14 +190,14 @@ begin
     where i.organization_id = org and i.account_id = payer.id and i.status in ('open', 'past_due')
   ) d
   where record_payment.amount_cents - (d.running - d.outstanding) > 0;
-  select record_payment.amount_cents - coalesce(sum(a.amount), 0) into remaining from pg_temp.payment_allocation a;
+  remaining := record_payment.amount_cents - coalesce((select sum(a) from unnest(allocated_amounts) a), 0);
 
   insert into public.ledger_entries (organization_id, transaction_id, source, ledger_account, amount_cents, account_id, invoice_id, payment_id)
   select org, payment.id, 'payment', e.ledger_account, e.amount, payer.id, e.invoice_id, payment.id
   from (
     select 'cash'::public.ledger_account as ledger_account, record_payment.amount_cents as amount, null::uuid as invoice_id
     union all
-    select 'accounts_receivable', -a.amount, a.invoice_id from pg_temp.payment_allocation a
+    select 'accounts_receivable', -a.amount, a.invoice_id from unnest(allocated_invoices, allocated_amounts) as a (invoice_id, amount)
     union all
     select 'wallet_liability', -remaining, null where remaining > 0
   ) e;
@@ -204,7 +206,7 @@ begin
          status = case when i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents - a.amount <= 0
                        then 'paid' else i.status end,
          updated_at = now()
-    from pg_temp.payment_allocation a
+    from unnest(allocated_invoices, allocated_amounts) as a (invoice_id, amount)
    where i.organization_id = org and i.id = a.invoice_id;
   if remaining > 0 then
     insert into public.wallet_transactions (organization_id, account_id, kind, amount_cents, balance_after_cents, payment_id, description)

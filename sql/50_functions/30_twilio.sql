@@ -189,7 +189,9 @@ begin
   end if;
   if reply is not null then
     insert into public.sms_messages (organization_id, direction, from_number, to_number, body, status, account_id, subscriber_id, in_reply_to)
-    values (org.id, 'outbound', params ->> 'To', params ->> 'From', reply, 'accepted', account.id, line.id, inbound);
+    -- Twilio sends a TwiML reply itself (and gives it a SID Wingtel never sees): recorded as sent,
+    -- so the SMS outbox (which sends accepted messages) does not send it again.
+    values (org.id, 'outbound', params ->> 'To', params ->> 'From', reply, 'sent', account.id, line.id, inbound);
   end if;
   perform private.finish_event('twilio', sid, org.id, 'applied', coalesce(keyword, 'care'));
   return private.twiml(reply);

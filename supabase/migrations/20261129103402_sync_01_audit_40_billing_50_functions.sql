@@ -1,5 +1,643 @@
 -- Compiled by `wingtel db sync` from the definitions in sql/. Edit those files, not this one.
 
+-- >>> sql/01_audit/10_capture.sql (sha256 41177985f24eed9e6a7fc5868a5fdeb1dbf83a92918a6c4953c8805712906b5b)
+-- Audit capture: statement-level triggers with transition tables write one entry per
+-- changed row in a single set-based insert (no per-row trigger calls). Updates are
+-- compared column by column and stored as aligned text arrays (no whole-row JSON), which
+-- keeps a bulk update's audit cost near the cost of the update itself (benchmarks/).
+
+create or replace function audit.capture()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  -- Trigger arguments: organization column, category, key columns (comma-separated), excluded columns.
+  org_column text := tg_argv[0];
+  entry_category text := tg_argv[1];
+  key_columns text[] := string_to_array(tg_argv[2], ',');
+  excluded text[] := coalesce(string_to_array(nullif(tg_argv[3], ''), ','), '{}');
+  record_id_expression text;
+  join_condition text;
+  names_expression text;
+  old_expression text;
+  new_expression text;
+  changed_any text;
+  table_label text := tg_table_schema || '.' || tg_table_name;
+  actor_id uuid := auth.uid();
+  actor text := nullif(current_setting('wingtel.actor', true), '');
+  request text := nullif(current_setting('wingtel.request_id', true), '');
+  -- The role the caller acts as (SET ROLE survives security definer; current_user does not).
+  acting_role text := coalesce(nullif(current_setting('role', true), 'none'), session_user);
+  -- The statement for this table, operation and trigger arguments is built from the catalog
+  -- once per session and kept in a session setting. Its name carries the xmin of the table's
+  -- pg_class row, which every ALTER TABLE changes: a table whose columns changed gets a new
+  -- statement. (Building it costs catalog queries; for single-row changes that was most of the
+  -- trigger's time.)
+  cache_name text := format('wingtel_audit.s%s_%s_%s_%s', tg_relid::oid::int8, lower(tg_op),
+                            (select c.xmin::text from pg_catalog.pg_class c where c.oid = tg_relid), md5(array_to_string(tg_argv, '|')));
+  statement text := nullif(current_setting(cache_name, true), '');
+begin
+  -- A statement that changed no row (an UPDATE … WHERE that matched nothing) leaves no entry;
+  -- say so before any other work (statement-level triggers fire for zero rows too).
+  if tg_op = 'DELETE' then
+    if not exists (select 1 from old_rows) then return null; end if;
+  elsif not exists (select 1 from new_rows) then
+    return null;
+  end if;
+  if statement is not null then
+    execute statement using actor_id, actor, request, entry_category, table_label, excluded, acting_role;
+    return null;
+  end if;
+  -- Key columns are primary-key columns (never null): old and new rows pair up by hash join.
+  select concat_ws(' || '','' || ', variadic array_agg(format('r.%I::text', k)) filter (where k <> org_column)),
+         string_agg(format('o.%1$I = n.%1$I', k), ' and ')
+    into record_id_expression, join_condition
+    from unnest(key_columns) as k;
+  record_id_expression := coalesce(record_id_expression, format('r.%I::text', org_column));
+
+  if tg_op = 'INSERT' then
+    statement := format(
+      'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_id, row_data)
+       select r.%1$I, $1, $2, $7, $3, ''insert'', $4, $5, %2$s, to_jsonb(r) - $6::text[] from new_rows r',
+      org_column, record_id_expression);
+  elsif tg_op = 'DELETE' then
+    statement := format(
+      'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_id, row_data)
+       select r.%1$I, $1, $2, $7, $3, ''delete'', $4, $5, %2$s, to_jsonb(r) - $6::text[] from old_rows r',
+      org_column, record_id_expression);
+  else
+    -- One array slot per column (read from the catalog at each statement, so columns added
+    -- later are covered); null where the column did not change.
+    select 'array[' || string_agg(format('case when %s then %L end', changed, a.attname), ', ' order by a.attnum) || ']::text[]',
+           'array[' || string_agg(format('case when %s then o.%I::text end', changed, a.attname), ', ' order by a.attnum) || ']::text[]',
+           'array[' || string_agg(format('case when %s then n.%I::text end', changed, a.attname), ', ' order by a.attnum) || ']::text[]',
+           string_agg(changed, ' or ')
+      into names_expression, old_expression, new_expression, changed_any
+      from pg_catalog.pg_attribute a
+      cross join lateral (
+        select case when exists (select 1 from pg_catalog.pg_operator op
+                                 where op.oprname = '=' and op.oprleft = a.atttypid and op.oprright = a.atttypid)
+                    then format('o.%1$I is distinct from n.%1$I', a.attname)
+                    else format('o.%1$I::text is distinct from n.%1$I::text', a.attname) end as changed) c
+     where a.attrelid = tg_relid and a.attnum > 0 and not a.attisdropped and a.attname <> all (excluded);
+    statement := format(
+      'insert into audit.entries (organization_id, actor_user_id, actor_name, db_role, request_id, action, category, table_name, record_id, changed_columns, old_values, new_values)
+       select n.%1$I, $1, $2, $7, $3, ''update'', $4, $5, %2$s, %3$s, %4$s, %5$s
+       from old_rows o join new_rows n on %6$s
+       where %7$s',
+      org_column, replace(record_id_expression, 'r.', 'n.'), names_expression, old_expression, new_expression,
+      join_condition, changed_any);
+  end if;
+  perform set_config(cache_name, statement, false);
+  execute statement using actor_id, actor, request, entry_category, table_label, excluded, acting_role;
+  return null;
+end;
+$$;
+comment on function audit.capture() is 'Statement-level trigger: appends one audit entry per changed row (set-based, from transition tables). Arguments: organization column, category, key columns, excluded columns.';
+revoke all on function audit.capture() from public;
+
+-- Turns auditing on for a table: three statement-level triggers (insert, update, delete).
+create or replace function audit.enable(
+  target regclass,
+  category text,
+  org_column text default 'organization_id',
+  key_columns text[] default array['organization_id', 'id'],
+  excluded_columns text[] default '{}'
+)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  args text := format('%L, %L, %L, %L', org_column, category, array_to_string(key_columns, ','), array_to_string(excluded_columns, ','));
+begin
+  if category not in ('customer_care', 'operations', 'catalog', 'administration', 'billing') then
+    raise exception 'unknown audit category "%"', category
+      using errcode = '22023', hint = 'Use customer_care, operations, catalog, billing or administration.';
+  end if;
+  execute format('create or replace trigger audit_insert after insert on %s referencing new table as new_rows for each statement execute function audit.capture(%s)', target, args);
+  execute format('create or replace trigger audit_update after update on %s referencing old table as old_rows new table as new_rows for each statement execute function audit.capture(%s)', target, args);
+  execute format('create or replace trigger audit_delete after delete on %s referencing old table as old_rows for each statement execute function audit.capture(%s)', target, args);
+end;
+$$;
+comment on function audit.enable(regclass, text, text, text[], text[]) is 'Attaches the audit triggers to a business table. Call it in the migration that creates the table.';
+revoke all on function audit.enable(regclass, text, text, text[], text[]) from public;
+
+-- Audit rows are never changed or removed, by any role (privileges are revoked too).
+create or replace function audit.forbid_change()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception 'audit records are append-only: % on %.% is not allowed', tg_op, tg_table_schema, tg_table_name
+    using errcode = '42501';
+end;
+$$;
+revoke all on function audit.forbid_change() from public;
+
+create or replace trigger entries_append_only before update or delete on audit.entries
+  for each row execute function audit.forbid_change();
+create or replace trigger entries_no_truncate before truncate on audit.entries
+  for each statement execute function audit.forbid_change();
+create or replace trigger seals_append_only before update or delete on audit.seals
+  for each row execute function audit.forbid_change();
+create or replace trigger seals_no_truncate before truncate on audit.seals
+  for each statement execute function audit.forbid_change();
+
+-- What analysts and the activity feed read: old and new values as JSON objects.
+create or replace view audit.changes with (security_invoker = true) as
+select e.organization_id, e.id, e.occurred_at, e.actor_user_id, e.actor_name, e.db_role, e.request_id,
+       e.action, e.category, e.table_name, e.record_id,
+       case e.action
+         when 'delete' then e.row_data
+         when 'update' then (select jsonb_object_agg(u.name, u.old) from unnest(e.changed_columns, e.old_values) as u (name, old)
+                             where u.name is not null)
+       end as old_values,
+       case e.action
+         when 'insert' then e.row_data
+         when 'update' then (select jsonb_object_agg(u.name, u.new) from unnest(e.changed_columns, e.new_values) as u (name, new)
+                             where u.name is not null)
+       end as new_values
+from audit.entries e;
+comment on view audit.changes is 'Audit entries with old and new values as JSON objects (on update, only the changed columns; values as text). Row-level security of audit.entries applies.';
+
+-- >>> sql/40_billing/30_money.sql (sha256 d9b796977c3f42f6e1a153ebde46f33cf1e1004e66f5f2c0d7cc3692a55d8c6c)
+-- Money after the invoice: payments and refunds (recorded by staff or the payment webhooks),
+-- credit notes, write-offs and prepaid wallets. Every movement posts one balanced ledger
+-- transaction; accounts-receivable entries name the invoice they settle, so an invoice's
+-- outstanding amount in the ledger always equals total - paid - credited - written off.
+-- Functions that touch an account's money lock its accounts row first, so concurrent
+-- payments, top-ups and bill runs on one account run one after the other.
+
+create or replace function private.lock_account(organization_id uuid, account_id uuid)
+returns public.accounts
+language plpgsql
+set search_path = ''
+as $$
+declare
+  found_account public.accounts;
+begin
+  select a.* into found_account from public.accounts a
+   where a.organization_id = lock_account.organization_id and a.id = lock_account.account_id for update;
+  if found_account.id is null then
+    raise exception 'there is no account % in this organization', lock_account.account_id using errcode = 'P0002';
+  end if;
+  return found_account;
+end;
+$$;
+comment on function private.lock_account(uuid, uuid) is 'Locks an account row for the rest of the transaction (money movements on one account serialize); raises P0002 if it does not exist.';
+
+create or replace function private.wallet_balance(organization_id uuid, account_id uuid)
+returns bigint
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce(sum(w.amount_cents), 0)::bigint from public.wallet_transactions w
+  where w.organization_id = wallet_balance.organization_id and w.account_id = wallet_balance.account_id
+$$;
+comment on function private.wallet_balance(uuid, uuid) is 'The prepaid wallet balance of an account in cents (sum of its wallet transactions).';
+
+create or replace function private.unsettled_status(due_on date, organization_id uuid, today date)
+returns public.invoice_status
+language sql
+stable
+set search_path = ''
+as $$
+  select case when unsettled_status.due_on + coalesce(
+      (select p.past_due_after_days from public.billing_policies p where p.organization_id = unsettled_status.organization_id), 1)
+      <= unsettled_status.today then 'past_due' else 'open' end::public.invoice_status
+$$;
+comment on function private.unsettled_status(date, uuid, date) is 'open or past_due for an invoice with something still owed, by the organization''s grace days.';
+
+-- Pays the given accounts' open invoices from their wallets, oldest due first.
+create or replace function private.apply_wallets(organization_id uuid, invoice_ids uuid[])
+returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+  org uuid := apply_wallets.organization_id;
+  applied bigint;
+begin
+  perform 1 from public.accounts a
+   where a.organization_id = org
+     and a.id in (select i.account_id from public.invoices i where i.organization_id = org and i.id = any (invoice_ids))
+     and exists (select 1 from public.wallet_transactions w where w.organization_id = org and w.account_id = a.id)
+   order by a.id for update;
+  with balances as (
+    select w.account_id, sum(w.amount_cents) as balance from public.wallet_transactions w
+    where w.organization_id = org
+      and w.account_id in (select i.account_id from public.invoices i where i.organization_id = org and i.id = any (invoice_ids))
+    group by w.account_id having sum(w.amount_cents) > 0
+  ), due as (
+    select i.id, i.account_id, i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents as outstanding,
+           b.balance,
+           sum(i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents)
+             over (partition by i.account_id order by i.due_on, i.number) as running
+    from public.invoices i join balances b on b.account_id = i.account_id
+    where i.organization_id = org and i.id = any (invoice_ids) and i.status in ('open', 'past_due')
+  ), allocation as materialized (
+    select d.id as invoice_id, d.account_id, gen_random_uuid() as transaction_id,
+           least(d.outstanding, d.balance - (d.running - d.outstanding)) as amount,
+           d.balance - least(d.running, d.balance) as balance_after
+    from due d where d.balance - (d.running - d.outstanding) > 0 and d.outstanding > 0
+  ), spent as (
+    insert into public.wallet_transactions (organization_id, account_id, kind, amount_cents, balance_after_cents, invoice_id, description)
+    select org, a.account_id, 'invoice_payment', -a.amount, a.balance_after, a.invoice_id, 'Invoice paid from wallet'
+    from allocation a
+    returning 1
+  ), posted as (
+    insert into public.ledger_entries (organization_id, transaction_id, source, ledger_account, amount_cents, account_id, invoice_id)
+    select org, a.transaction_id, 'wallet', e.ledger_account, e.amount, a.account_id, e.invoice_id
+    from allocation a
+    cross join lateral (values ('wallet_liability'::public.ledger_account, a.amount, null::uuid),
+                               ('accounts_receivable'::public.ledger_account, -a.amount, a.invoice_id)) e (ledger_account, amount, invoice_id)
+    returning 1
+  ), settled as (
+    update public.invoices i
+       set amount_paid_cents = i.amount_paid_cents + a.amount,
+           status = case when i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents - a.amount <= 0
+                         then 'paid' else i.status end,
+           updated_at = now()
+      from allocation a
+     where i.organization_id = org and i.id = a.invoice_id
+    returning a.amount
+  )
+  -- (spent and posted run to completion whether read or not.)
+  select coalesce(sum(s.amount), 0) into applied from settled s;
+  return applied;
+end;
+$$;
+comment on function private.apply_wallets(uuid, uuid[]) is 'Pays the given open invoices from their accounts'' wallet balances (oldest due first), with wallet transactions and ledger entries. Returns the cents applied.';
+
+create or replace function public.record_payment(
+  organization_id uuid,
+  account_id uuid,
+  amount_cents bigint,
+  idempotency_key text,
+  method text default 'card',
+  provider text default 'manual',
+  provider_payment_id text default null,
+  succeeded boolean default true,
+  failure_code text default null,
+  failure_message text default null,
+  received_at timestamptz default now(),
+  invoice_id uuid default null)
+returns public.payments
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  org uuid := record_payment.organization_id;
+  payer public.accounts;
+  payment public.payments;
+  remaining bigint;
+  allocated_invoices uuid[];
+  allocated_amounts bigint[];
+  today date;
+  zone text;
+begin
+  perform private.require_role(org, 'agent');
+  if record_payment.amount_cents is null or record_payment.amount_cents <= 0 then
+    raise exception 'a payment amount must be a positive number of cents, not %', record_payment.amount_cents using errcode = '22023';
+  end if;
+  if nullif(btrim(record_payment.idempotency_key), '') is null then
+    raise exception 'a payment needs an idempotency key' using errcode = '22023',
+      hint = 'Use the provider''s event or charge id, so a repeated delivery is recorded once.';
+  end if;
+  if not record_payment.succeeded and record_payment.failure_code is null then
+    raise exception 'a failed payment needs the provider''s failure code' using errcode = '22023';
+  end if;
+  payer := private.lock_account(org, record_payment.account_id);
+
+  -- The same payment again (a retried call, a re-delivered webhook) is answered, not repeated.
+  select p.* into payment from public.payments p
+   where p.organization_id = org
+     and (p.idempotency_key = record_payment.idempotency_key
+          or (record_payment.provider_payment_id is not null and p.provider = record_payment.provider
+              and p.provider_payment_id = record_payment.provider_payment_id));
+  if payment.id is not null then
+    if payment.account_id <> payer.id or payment.amount_cents <> record_payment.amount_cents
+       or (payment.status = 'succeeded') <> record_payment.succeeded then
+      raise exception 'idempotency key % (or provider payment %) was already used for a different payment', record_payment.idempotency_key,
+        record_payment.provider_payment_id using errcode = '22023', hint = 'Each payment needs a key of its own.';
+    end if;
+    return payment;
+  end if;
+
+  select o.time_zone into zone from public.organizations o where o.id = org;
+  today := (record_payment.received_at at time zone zone)::date;
+  insert into public.payments (organization_id, account_id, amount_cents, currency, method, provider, provider_payment_id, idempotency_key,
+                               status, failure_code, failure_message, received_at)
+  select org, payer.id, record_payment.amount_cents, o.currency, record_payment.method, record_payment.provider,
+         record_payment.provider_payment_id, record_payment.idempotency_key,
+         case when record_payment.succeeded then 'succeeded' else 'failed' end::public.payment_status,
+         record_payment.failure_code, record_payment.failure_message, record_payment.received_at
+  from public.organizations o where o.id = org
+  returning * into payment;
+  if not record_payment.succeeded then
+    return payment;
+  end if;
+
+  -- Settle open invoices: the one named first, then the oldest due; the rest goes to the wallet.
+  -- (The allocation is kept in two arrays, not a temporary table: no catalog work per payment.)
+  select coalesce(array_agg(d.id order by d.running), '{}'),
+         coalesce(array_agg(least(d.outstanding, record_payment.amount_cents - (d.running - d.outstanding)) order by d.running), '{}')
+    into allocated_invoices, allocated_amounts
+  from (
+    select i.id, i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents as outstanding,
+           sum(i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents)
+             over (order by i.id is distinct from record_payment.invoice_id, i.due_on, i.number) as running
+    from public.invoices i
+    where i.organization_id = org and i.account_id = payer.id and i.status in ('open', 'past_due')
+  ) d
+  where record_payment.amount_cents - (d.running - d.outstanding) > 0;
+  remaining := record_payment.amount_cents - coalesce((select sum(a) from unnest(allocated_amounts) a), 0);
+
+  insert into public.ledger_entries (organization_id, transaction_id, source, ledger_account, amount_cents, account_id, invoice_id, payment_id)
+  select org, payment.id, 'payment', e.ledger_account, e.amount, payer.id, e.invoice_id, payment.id
+  from (
+    select 'cash'::public.ledger_account as ledger_account, record_payment.amount_cents as amount, null::uuid as invoice_id
+    union all
+    select 'accounts_receivable', -a.amount, a.invoice_id from unnest(allocated_invoices, allocated_amounts) as a (invoice_id, amount)
+    union all
+    select 'wallet_liability', -remaining, null where remaining > 0
+  ) e;
+  update public.invoices i
+     set amount_paid_cents = i.amount_paid_cents + a.amount,
+         status = case when i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents - a.amount <= 0
+                       then 'paid' else i.status end,
+         updated_at = now()
+    from unnest(allocated_invoices, allocated_amounts) as a (invoice_id, amount)
+   where i.organization_id = org and i.id = a.invoice_id;
+  if remaining > 0 then
+    insert into public.wallet_transactions (organization_id, account_id, kind, amount_cents, balance_after_cents, payment_id, description)
+    values (org, payer.id, 'overpayment', remaining, private.wallet_balance(org, payer.id) + remaining, payment.id,
+            'Payment beyond the open invoices');
+  end if;
+  perform private.restore_if_paid(org, payer.id);
+  return payment;
+end;
+$$;
+comment on function public.record_payment(uuid, uuid, bigint, text, text, text, text, boolean, text, text, timestamptz, uuid) is 'Records a payment attempt (agents, services and the payment webhooks), once per idempotency key or provider payment id. A succeeded payment settles open invoices (the named one first, then oldest due), the rest goes to the wallet; a line suspended for non-payment is restored when nothing is overdue.';
+
+create or replace function public.refund_payment(organization_id uuid, payment_id uuid, amount_cents bigint, reason text default null)
+returns public.payments
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  org uuid := refund_payment.organization_id;
+  payment public.payments;
+  from_wallet bigint;
+  left_to_refund bigint;
+  transaction_id uuid := gen_random_uuid();
+begin
+  perform private.require_role(org, 'operator');
+  select p.* into payment from public.payments p where p.organization_id = org and p.id = refund_payment.payment_id;
+  if payment.id is null then
+    raise exception 'there is no payment % in this organization', refund_payment.payment_id using errcode = 'P0002';
+  end if;
+  perform private.lock_account(org, payment.account_id);
+  select p.* into payment from public.payments p where p.organization_id = org and p.id = refund_payment.payment_id for update;
+  if payment.status <> 'succeeded' then
+    raise exception 'payment % failed; there is nothing to refund', payment.id using errcode = 'P0001';
+  end if;
+  if refund_payment.amount_cents is null or refund_payment.amount_cents <= 0
+     or refund_payment.amount_cents > payment.amount_cents - payment.refunded_cents then
+    raise exception 'a refund of this payment must be between 1 and % cents, not %', payment.amount_cents - payment.refunded_cents,
+      refund_payment.amount_cents using errcode = '22023';
+  end if;
+
+  -- First what of this payment still sits in the wallet, then its invoice settlements, latest first (they reopen).
+  from_wallet := least(refund_payment.amount_cents, private.wallet_balance(org, payment.account_id),
+    greatest(coalesce((select -sum(e.amount_cents) from public.ledger_entries e where e.organization_id = org and e.payment_id = payment.id
+                        and e.ledger_account = 'wallet_liability'), 0), 0));
+  left_to_refund := refund_payment.amount_cents - from_wallet;
+  create temporary table if not exists refund_allocation (invoice_id uuid, amount bigint) on commit drop;
+  truncate pg_temp.refund_allocation;
+  insert into pg_temp.refund_allocation (invoice_id, amount)
+  select s.invoice_id, least(s.settled, left_to_refund - (s.running - s.settled))
+  from (
+    select e.invoice_id, -sum(e.amount_cents) as settled, max(i.number) as number,
+           sum(-sum(e.amount_cents)) over (order by max(i.number) desc) as running
+    from public.ledger_entries e join public.invoices i on i.organization_id = org and i.id = e.invoice_id
+    where e.organization_id = org and e.payment_id = payment.id and e.ledger_account = 'accounts_receivable'
+    group by e.invoice_id having -sum(e.amount_cents) > 0
+  ) s
+  where left_to_refund - (s.running - s.settled) > 0;
+  if (select coalesce(sum(a.amount), 0) from pg_temp.refund_allocation a) <> left_to_refund then
+    raise exception 'payment % cannot be refunded by % cents: its credit was already spent from the wallet', payment.id, refund_payment.amount_cents
+      using errcode = 'P0001';
+  end if;
+
+  insert into public.ledger_entries (organization_id, transaction_id, source, ledger_account, amount_cents, account_id, invoice_id, payment_id)
+  select org, transaction_id, 'refund', e.ledger_account, e.amount, payment.account_id, e.invoice_id, payment.id
+  from (
+    select 'cash'::public.ledger_account as ledger_account, -refund_payment.amount_cents as amount, null::uuid as invoice_id
+    union all
+    select 'wallet_liability', from_wallet, null where from_wallet > 0
+    union all
+    select 'accounts_receivable', a.amount, a.invoice_id from pg_temp.refund_allocation a
+  ) e;
+  if from_wallet > 0 then
+    insert into public.wallet_transactions (organization_id, account_id, kind, amount_cents, balance_after_cents, payment_id, description)
+    values (org, payment.account_id, 'refund', -from_wallet, private.wallet_balance(org, payment.account_id) - from_wallet, payment.id,
+            coalesce(refund_payment.reason, 'Refund'));
+  end if;
+  update public.invoices i
+     set amount_paid_cents = i.amount_paid_cents - a.amount,
+         status = private.unsettled_status(i.due_on, org, current_date), updated_at = now()
+    from pg_temp.refund_allocation a
+   where i.organization_id = org and i.id = a.invoice_id;
+  update public.payments p set refunded_cents = p.refunded_cents + refund_payment.amount_cents
+   where p.organization_id = org and p.id = payment.id
+  returning * into payment;
+  return payment;
+end;
+$$;
+comment on function public.refund_payment(uuid, uuid, bigint, text) is 'Refunds part or all of a payment (operators, services): first what of it is still in the wallet, then its invoice settlements, latest invoice first (they are owed again).';
+
+create or replace function public.issue_credit_note(organization_id uuid, invoice_id uuid, amount_cents bigint, reason text)
+returns public.credit_notes
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  org uuid := issue_credit_note.organization_id;
+  invoice public.invoices;
+  note public.credit_notes;
+  number bigint;
+  prefix text;
+  applied bigint;
+  already bigint;
+begin
+  perform private.require_role(org, 'operator');
+  if nullif(btrim(issue_credit_note.reason), '') is null then
+    raise exception 'a credit note needs a reason' using errcode = '22023';
+  end if;
+  select i.* into invoice from public.invoices i where i.organization_id = org and i.id = issue_credit_note.invoice_id;
+  if invoice.id is null then
+    raise exception 'there is no invoice % in this organization', issue_credit_note.invoice_id using errcode = 'P0002';
+  end if;
+  perform private.lock_account(org, invoice.account_id);
+  select i.* into invoice from public.invoices i where i.organization_id = org and i.id = issue_credit_note.invoice_id for update;
+  select coalesce(sum(c.amount_cents), 0) into already from public.credit_notes c where c.organization_id = org and c.invoice_id = invoice.id;
+  if issue_credit_note.amount_cents is null or issue_credit_note.amount_cents <= 0
+     or issue_credit_note.amount_cents > invoice.total_cents - already then
+    raise exception 'a credit note on invoice % must be between 1 and % cents, not %', invoice.display_number,
+      greatest(invoice.total_cents - already, 0), issue_credit_note.amount_cents using errcode = '22023';
+  end if;
+  insert into public.billing_policies (organization_id) values (org) on conflict do nothing;
+  update public.billing_policies p set next_credit_note_number = p.next_credit_note_number + 1
+   where p.organization_id = org returning p.next_credit_note_number - 1, p.credit_note_prefix into number, prefix;
+
+  applied := least(issue_credit_note.amount_cents,
+                   greatest(invoice.total_cents - invoice.amount_paid_cents - invoice.amount_credited_cents - invoice.amount_written_off_cents, 0));
+  insert into public.credit_notes (organization_id, number, display_number, invoice_id, account_id, amount_cents, reason)
+  values (org, number, prefix || lpad(number::text, 6, '0'), invoice.id, invoice.account_id, issue_credit_note.amount_cents, issue_credit_note.reason)
+  returning * into note;
+  insert into public.ledger_entries (organization_id, transaction_id, source, ledger_account, amount_cents, account_id, invoice_id, credit_note_id)
+  select org, note.id, 'credit_note', e.ledger_account, e.amount, invoice.account_id, e.invoice_id, note.id
+  from (
+    select 'credits_issued'::public.ledger_account as ledger_account, issue_credit_note.amount_cents as amount, null::uuid as invoice_id
+    union all
+    select 'accounts_receivable', -applied, invoice.id where applied > 0
+    union all
+    select 'wallet_liability', -(issue_credit_note.amount_cents - applied), null where issue_credit_note.amount_cents > applied
+  ) e;
+  if applied > 0 then
+    update public.invoices i
+       set amount_credited_cents = i.amount_credited_cents + applied,
+           status = case when i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents - applied <= 0
+                         then 'paid' else i.status end,
+           updated_at = now()
+     where i.organization_id = org and i.id = invoice.id;
+  end if;
+  if issue_credit_note.amount_cents > applied then
+    insert into public.wallet_transactions (organization_id, account_id, kind, amount_cents, balance_after_cents, credit_note_id, description)
+    values (org, invoice.account_id, 'credit', issue_credit_note.amount_cents - applied,
+            private.wallet_balance(org, invoice.account_id) + issue_credit_note.amount_cents - applied, note.id, issue_credit_note.reason);
+  end if;
+  perform private.restore_if_paid(org, invoice.account_id);
+  return note;
+end;
+$$;
+comment on function public.issue_credit_note(uuid, uuid, bigint, text) is 'Credits an issued invoice (operators, services), numbered gaplessly: reduces what is owed on it; what exceeds the amount owed goes to the account''s wallet.';
+
+create or replace function private.write_off(organization_id uuid, invoice_id uuid, reason text)
+returns public.invoices
+language plpgsql
+set search_path = ''
+as $$
+declare
+  invoice public.invoices;
+  outstanding bigint;
+begin
+  select i.* into invoice from public.invoices i where i.organization_id = write_off.organization_id and i.id = write_off.invoice_id for update;
+  if invoice.id is null then
+    raise exception 'there is no invoice % in this organization', write_off.invoice_id using errcode = 'P0002';
+  end if;
+  outstanding := invoice.total_cents - invoice.amount_paid_cents - invoice.amount_credited_cents - invoice.amount_written_off_cents;
+  if outstanding <= 0 or invoice.status not in ('open', 'past_due') then
+    raise exception 'invoice % has nothing owed to write off (it is %)', invoice.display_number, invoice.status using errcode = 'P0001';
+  end if;
+  insert into public.ledger_entries (organization_id, transaction_id, source, ledger_account, amount_cents, account_id, invoice_id)
+  select invoice.organization_id, t.id, 'write_off', e.ledger_account, e.amount, invoice.account_id, e.invoice_id
+  from (select gen_random_uuid() as id) t
+  cross join (values ('bad_debt'::public.ledger_account, outstanding, null::uuid),
+                     ('accounts_receivable'::public.ledger_account, -outstanding, invoice.id)) e (ledger_account, amount, invoice_id);
+  update public.invoices i set amount_written_off_cents = i.amount_written_off_cents + outstanding, status = 'written_off', updated_at = now()
+   where i.organization_id = invoice.organization_id and i.id = invoice.id
+  returning * into invoice;
+  return invoice;
+end;
+$$;
+comment on function private.write_off(uuid, uuid, text) is 'Writes off what is owed on an invoice: bad debt against the receivable; the invoice becomes written_off.';
+
+create or replace function public.write_off_invoice(organization_id uuid, invoice_id uuid, reason text)
+returns public.invoices
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.require_role(write_off_invoice.organization_id, 'admin');
+  if nullif(btrim(write_off_invoice.reason), '') is null then
+    raise exception 'a write-off needs a reason' using errcode = '22023';
+  end if;
+  return private.write_off(write_off_invoice.organization_id, write_off_invoice.invoice_id, write_off_invoice.reason);
+end;
+$$;
+comment on function public.write_off_invoice(uuid, uuid, text) is 'Writes off what is still owed on an invoice (admins, services); dunning does this itself at the end of its policy.';
+
+create or replace function public.top_up_wallet(
+  organization_id uuid, account_id uuid, amount_cents bigint, idempotency_key text, description text default 'Top-up')
+returns public.wallet_transactions
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  org uuid := top_up_wallet.organization_id;
+  holder public.accounts;
+  entry public.wallet_transactions;
+  open_invoices uuid[];
+begin
+  perform private.require_role(org, 'agent');
+  if top_up_wallet.amount_cents is null or top_up_wallet.amount_cents <= 0 then
+    raise exception 'a top-up must be a positive number of cents, not %', top_up_wallet.amount_cents using errcode = '22023';
+  end if;
+  if nullif(btrim(top_up_wallet.idempotency_key), '') is null then
+    raise exception 'a top-up needs an idempotency key' using errcode = '22023',
+      hint = 'Use the payment''s id, so a repeated top-up credits once.';
+  end if;
+  holder := private.lock_account(org, top_up_wallet.account_id);
+  select w.* into entry from public.wallet_transactions w
+   where w.organization_id = org and w.account_id = holder.id and w.idempotency_key = top_up_wallet.idempotency_key;
+  if entry.id is not null then
+    if entry.kind <> 'top_up' or entry.amount_cents <> top_up_wallet.amount_cents then
+      raise exception 'idempotency key % was already used for a different wallet movement', top_up_wallet.idempotency_key
+        using errcode = '22023';
+    end if;
+    return entry;
+  end if;
+  insert into public.wallet_transactions (organization_id, account_id, kind, amount_cents, balance_after_cents, idempotency_key, description)
+  values (org, holder.id, 'top_up', top_up_wallet.amount_cents, private.wallet_balance(org, holder.id) + top_up_wallet.amount_cents,
+          top_up_wallet.idempotency_key, top_up_wallet.description)
+  returning * into entry;
+  insert into public.ledger_entries (organization_id, transaction_id, source, ledger_account, amount_cents, account_id)
+  values (org, entry.id, 'wallet', 'cash', top_up_wallet.amount_cents, holder.id),
+         (org, entry.id, 'wallet', 'wallet_liability', -top_up_wallet.amount_cents, holder.id);
+  if coalesce((select p.apply_wallet_to_invoices from public.billing_policies p where p.organization_id = org), true) then
+    open_invoices := array(select i.id from public.invoices i
+                            where i.organization_id = org and i.account_id = holder.id and i.status in ('open', 'past_due'));
+    if cardinality(open_invoices) > 0 then
+      perform private.apply_wallets(org, open_invoices);
+      perform private.restore_if_paid(org, holder.id);
+    end if;
+  end if;
+  return entry;
+end;
+$$;
+comment on function public.top_up_wallet(uuid, uuid, bigint, text, text) is 'Adds money to an account''s prepaid wallet (agents, services), once per idempotency key: a repeated top-up returns the first and credits nothing. Open invoices are paid from the wallet when the policy says so.';
+
+revoke all on function private.lock_account(uuid, uuid), private.wallet_balance(uuid, uuid), private.unsettled_status(date, uuid, date),
+  private.apply_wallets(uuid, uuid[]), private.write_off(uuid, uuid, text) from public;
+revoke all on function public.record_payment(uuid, uuid, bigint, text, text, text, text, boolean, text, text, timestamptz, uuid),
+  public.refund_payment(uuid, uuid, bigint, text), public.issue_credit_note(uuid, uuid, bigint, text),
+  public.write_off_invoice(uuid, uuid, text), public.top_up_wallet(uuid, uuid, bigint, text, text) from public, anon;
+grant execute on function public.record_payment(uuid, uuid, bigint, text, text, text, text, boolean, text, text, timestamptz, uuid),
+  public.refund_payment(uuid, uuid, bigint, text), public.issue_credit_note(uuid, uuid, bigint, text),
+  public.write_off_invoice(uuid, uuid, text), public.top_up_wallet(uuid, uuid, bigint, text, text) to authenticated, service_role;
+
 -- >>> sql/50_functions/10_receipts.sql (sha256 90fcfabfe2cda813579b608478bc3f13bf2f9ca6df51879f6e46414b80bbf597)
 -- What every webhook handler shares. The functions server verifies a request's signature and
 -- then calls exactly one public.handle_* function; that function records the event once
@@ -226,7 +864,7 @@ comment on function public.handle_stripe_event(jsonb, text) is 'Applies one veri
 revoke all on function private.stripe_account(jsonb), public.handle_stripe_event(jsonb, text) from public, anon, authenticated;
 grant execute on function public.handle_stripe_event(jsonb, text) to service_role;
 
--- >>> sql/50_functions/30_twilio.sql (sha256 ba0915ccaeb218fa3e4eb46e4d52e15f45d9f84210f14de6a68cb9a36f58ca2b)
+-- >>> sql/50_functions/30_twilio.sql (sha256 23130b5bcf713da9dd475b23da294fef5ff7d623a73c66feba93661a315e4224)
 -- Twilio SMS (POST /functions/v1/twilio-sms and /twilio-status), after the server checked
 -- X-Twilio-Signature. Inbound messages are answered with TwiML built here:
 --   BAL     what the account owes (open invoices) and its wallet balance
@@ -418,7 +1056,9 @@ begin
   end if;
   if reply is not null then
     insert into public.sms_messages (organization_id, direction, from_number, to_number, body, status, account_id, subscriber_id, in_reply_to)
-    values (org.id, 'outbound', params ->> 'To', params ->> 'From', reply, 'accepted', account.id, line.id, inbound);
+    -- Twilio sends a TwiML reply itself (and gives it a SID Wingtel never sees): recorded as sent,
+    -- so the SMS outbox (which sends accepted messages) does not send it again.
+    values (org.id, 'outbound', params ->> 'To', params ->> 'From', reply, 'sent', account.id, line.id, inbound);
   end if;
   perform private.finish_event('twilio', sid, org.id, 'applied', coalesce(keyword, 'care'));
   return private.twiml(reply);
