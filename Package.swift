@@ -114,6 +114,20 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Benchmark B8 (the outbox loop against a fake carrier); see benchmarks/README.md.
+        .executableTarget(
+            name: "WingtelBench",
+            dependencies: [
+                "WingtelDatabase", "WingtelFunctions",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "benchmarks/WingtelBench"
+        ),
         // The command-line tool. It does not link WingtelClient: `wingtel gen swift` must build
         // even when the committed generated code no longer compiles against a changed schema.
         .executableTarget(

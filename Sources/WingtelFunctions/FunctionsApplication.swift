@@ -59,6 +59,12 @@ public func buildFunctionsApplication(
             settings.pollInterval = configuration.outboxPollInterval
             app.addServices(OutboxWorker(client: client, adapters: adapters, settings: settings, metrics: metrics, logger: logger))
         }
+        if let messaging = configuration.twilioMessaging {
+            app.addServices(
+                SmsSender(
+                    client: client, settings: messaging, transport: URLSessionTransport(), pollInterval: configuration.outboxPollInterval,
+                    logger: logger))
+        }
     }
     return app
 }

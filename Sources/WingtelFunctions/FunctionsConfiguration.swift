@@ -32,6 +32,8 @@ public struct FunctionsConfiguration: Sendable {
     public var thingSpace: ThingSpaceSettings?
     public var controlCenter: ControlCenterSettings?
     public var aggregator: AggregatorSettings?
+    /// Twilio's Messages API for queued outbound SMS (TWILIO_ACCOUNT_SID with the first TWILIO_AUTH_TOKEN).
+    public var twilioMessaging: TwilioMessagingSettings?
     /// Outbox workers in this process (0 turns the worker off, e.g. on a webhook-only replica).
     public var outboxWorkers = 1
     public var outboxPollInterval: Duration = .seconds(5)
@@ -48,7 +50,7 @@ public struct FunctionsConfiguration: Sendable {
         "DATABASE_TIMEOUT_SECONDS", "DATABASE_POOL_SIZE", "THINGSPACE_API_URL", "THINGSPACE_CLIENT_ID", "THINGSPACE_CLIENT_SECRET",
         "THINGSPACE_USERNAME", "THINGSPACE_PASSWORD", "THINGSPACE_ACCOUNT_NAME", "ATT_API_URL", "ATT_USERNAME", "ATT_API_KEY",
         "TMOBILE_API_URL", "TMOBILE_USERNAME", "TMOBILE_PASSWORD", "TMOBILE_CLIENT_ID", "TMOBILE_CLIENT_SECRET", "OUTBOX_WORKERS",
-        "OUTBOX_POLL_SECONDS",
+        "OUTBOX_POLL_SECONDS", "TWILIO_ACCOUNT_SID", "TWILIO_API_URL",
     ]
 
     /// Reads settings; `file` (KEY=value lines, `#` comments) first, then `environment` over it.
@@ -122,6 +124,11 @@ public struct FunctionsConfiguration: Sendable {
             aggregator = AggregatorSettings(
                 baseURL: base, username: user, password: password, clientID: value("TMOBILE_CLIENT_ID") ?? "",
                 clientSecret: value("TMOBILE_CLIENT_SECRET") ?? "")
+        }
+        if let account = value("TWILIO_ACCOUNT_SID"), let token = twilioAuthTokens.values.first {
+            twilioMessaging = TwilioMessagingSettings(
+                baseURL: value("TWILIO_API_URL") ?? "https://api.twilio.com", accountSID: account, authToken: token,
+                statusCallback: publicURL.map { $0 + "/functions/v1/twilio-status" })
         }
         if let text = values["OUTBOX_WORKERS"], !text.isEmpty {
             guard let count = Int(text), count >= 0 else { throw .configuration("OUTBOX_WORKERS must be 0 or more, not \(text)") }

@@ -69,6 +69,9 @@ create table public.sms_messages (
   routed_to text,
   in_reply_to uuid,
   sent_by uuid references auth.users (id) on delete set null,
+  attempts integer not null default 0,
+  next_attempt_at timestamptz,
+  lease_until timestamptz,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   primary key (organization_id, id),
@@ -84,6 +87,8 @@ comment on column public.sms_messages.provider_sid is 'Twilio MessageSid (SM…/
 comment on column public.sms_messages.keyword is 'The command an inbound message was read as (BAL, USAGE, HELP, STOP, START), null for free text.';
 comment on column public.sms_messages.sent_by is 'The staff member who wrote an outbound message; null for automatic replies and notifications.';
 comment on column public.sms_messages.routed_to is 'care: free text that customer care must answer (open in public.care_inbox).';
+comment on column public.sms_messages.next_attempt_at is 'For an outbound message waiting to be sent through the Twilio API (status accepted, no SID yet): when the SMS outbox sends it next.';
+create index sms_messages_outbox_idx on public.sms_messages (next_attempt_at) where direction = 'outbound' and status = 'accepted' and provider_sid is null;
 create index sms_messages_sid_idx on public.sms_messages (provider_sid) where provider_sid is not null;
 create index sms_messages_account_idx on public.sms_messages (organization_id, account_id, created_at desc);
 create index sms_messages_care_idx on public.sms_messages (organization_id, created_at) where routed_to = 'care';

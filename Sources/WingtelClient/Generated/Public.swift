@@ -4063,10 +4063,14 @@ extension Public {
             public var inReplyTo: UUID?
             /// The staff member who wrote an outbound message; null for automatic replies and notifications.
             public var sentBy: UUID?
+            public var attempts: Int32
+            /// For an outbound message waiting to be sent through the Twilio API (status accepted, no SID yet): when the SMS outbox sends it next.
+            public var nextAttemptAt: Date?
+            public var leaseUntil: Date?
             public var createdAt: Date
             public var updatedAt: Date
 
-            public init(organizationId: UUID, id: UUID, direction: Public.SmsDirection, providerSid: String? = nil, fromNumber: String, toNumber: String, body: String, numMedia: Int32, status: Public.SmsStatus, errorCode: String? = nil, accountId: UUID? = nil, subscriberId: UUID? = nil, keyword: String? = nil, routedTo: String? = nil, inReplyTo: UUID? = nil, sentBy: UUID? = nil, createdAt: Date, updatedAt: Date) {
+            public init(organizationId: UUID, id: UUID, direction: Public.SmsDirection, providerSid: String? = nil, fromNumber: String, toNumber: String, body: String, numMedia: Int32, status: Public.SmsStatus, errorCode: String? = nil, accountId: UUID? = nil, subscriberId: UUID? = nil, keyword: String? = nil, routedTo: String? = nil, inReplyTo: UUID? = nil, sentBy: UUID? = nil, attempts: Int32, nextAttemptAt: Date? = nil, leaseUntil: Date? = nil, createdAt: Date, updatedAt: Date) {
                 self.organizationId = organizationId
                 self.id = id
                 self.direction = direction
@@ -4083,6 +4087,9 @@ extension Public {
                 self.routedTo = routedTo
                 self.inReplyTo = inReplyTo
                 self.sentBy = sentBy
+                self.attempts = attempts
+                self.nextAttemptAt = nextAttemptAt
+                self.leaseUntil = leaseUntil
                 self.createdAt = createdAt
                 self.updatedAt = updatedAt
             }
@@ -4104,6 +4111,9 @@ extension Public {
                 case routedTo = "routed_to"
                 case inReplyTo = "in_reply_to"
                 case sentBy = "sent_by"
+                case attempts
+                case nextAttemptAt = "next_attempt_at"
+                case leaseUntil = "lease_until"
                 case createdAt = "created_at"
                 case updatedAt = "updated_at"
             }
@@ -4131,10 +4141,14 @@ extension Public {
             public var inReplyTo: UUID?
             /// The staff member who wrote an outbound message; null for automatic replies and notifications.
             public var sentBy: UUID?
+            public var attempts: Int32?
+            /// For an outbound message waiting to be sent through the Twilio API (status accepted, no SID yet): when the SMS outbox sends it next.
+            public var nextAttemptAt: Date?
+            public var leaseUntil: Date?
             public var createdAt: Date?
             public var updatedAt: Date?
 
-            public init(organizationId: UUID, id: UUID? = nil, direction: Public.SmsDirection, providerSid: String? = nil, fromNumber: String, toNumber: String, body: String? = nil, numMedia: Int32? = nil, status: Public.SmsStatus, errorCode: String? = nil, accountId: UUID? = nil, subscriberId: UUID? = nil, keyword: String? = nil, routedTo: String? = nil, inReplyTo: UUID? = nil, sentBy: UUID? = nil, createdAt: Date? = nil, updatedAt: Date? = nil) {
+            public init(organizationId: UUID, id: UUID? = nil, direction: Public.SmsDirection, providerSid: String? = nil, fromNumber: String, toNumber: String, body: String? = nil, numMedia: Int32? = nil, status: Public.SmsStatus, errorCode: String? = nil, accountId: UUID? = nil, subscriberId: UUID? = nil, keyword: String? = nil, routedTo: String? = nil, inReplyTo: UUID? = nil, sentBy: UUID? = nil, attempts: Int32? = nil, nextAttemptAt: Date? = nil, leaseUntil: Date? = nil, createdAt: Date? = nil, updatedAt: Date? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.direction = direction
@@ -4151,6 +4165,9 @@ extension Public {
                 self.routedTo = routedTo
                 self.inReplyTo = inReplyTo
                 self.sentBy = sentBy
+                self.attempts = attempts
+                self.nextAttemptAt = nextAttemptAt
+                self.leaseUntil = leaseUntil
                 self.createdAt = createdAt
                 self.updatedAt = updatedAt
             }
@@ -4172,6 +4189,9 @@ extension Public {
                 case routedTo = "routed_to"
                 case inReplyTo = "in_reply_to"
                 case sentBy = "sent_by"
+                case attempts
+                case nextAttemptAt = "next_attempt_at"
+                case leaseUntil = "lease_until"
                 case createdAt = "created_at"
                 case updatedAt = "updated_at"
             }
@@ -4199,10 +4219,14 @@ extension Public {
             public var inReplyTo: UUID?
             /// The staff member who wrote an outbound message; null for automatic replies and notifications.
             public var sentBy: UUID?
+            public var attempts: Int32?
+            /// For an outbound message waiting to be sent through the Twilio API (status accepted, no SID yet): when the SMS outbox sends it next.
+            public var nextAttemptAt: Date?
+            public var leaseUntil: Date?
             public var createdAt: Date?
             public var updatedAt: Date?
 
-            public init(organizationId: UUID? = nil, id: UUID? = nil, direction: Public.SmsDirection? = nil, providerSid: String? = nil, fromNumber: String? = nil, toNumber: String? = nil, body: String? = nil, numMedia: Int32? = nil, status: Public.SmsStatus? = nil, errorCode: String? = nil, accountId: UUID? = nil, subscriberId: UUID? = nil, keyword: String? = nil, routedTo: String? = nil, inReplyTo: UUID? = nil, sentBy: UUID? = nil, createdAt: Date? = nil, updatedAt: Date? = nil) {
+            public init(organizationId: UUID? = nil, id: UUID? = nil, direction: Public.SmsDirection? = nil, providerSid: String? = nil, fromNumber: String? = nil, toNumber: String? = nil, body: String? = nil, numMedia: Int32? = nil, status: Public.SmsStatus? = nil, errorCode: String? = nil, accountId: UUID? = nil, subscriberId: UUID? = nil, keyword: String? = nil, routedTo: String? = nil, inReplyTo: UUID? = nil, sentBy: UUID? = nil, attempts: Int32? = nil, nextAttemptAt: Date? = nil, leaseUntil: Date? = nil, createdAt: Date? = nil, updatedAt: Date? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.direction = direction
@@ -4219,6 +4243,9 @@ extension Public {
                 self.routedTo = routedTo
                 self.inReplyTo = inReplyTo
                 self.sentBy = sentBy
+                self.attempts = attempts
+                self.nextAttemptAt = nextAttemptAt
+                self.leaseUntil = leaseUntil
                 self.createdAt = createdAt
                 self.updatedAt = updatedAt
             }
@@ -4240,6 +4267,9 @@ extension Public {
                 case routedTo = "routed_to"
                 case inReplyTo = "in_reply_to"
                 case sentBy = "sent_by"
+                case attempts
+                case nextAttemptAt = "next_attempt_at"
+                case leaseUntil = "lease_until"
                 case createdAt = "created_at"
                 case updatedAt = "updated_at"
             }
@@ -6073,6 +6103,66 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
+    /// Takes up to max_count queued outbound messages for one sender under a lease (SKIP LOCKED); cancels those whose recipient has opted out.
+    ///
+    /// - Remark: Generated from `public.claim_sms_messages(text,integer,interval)`.
+    public struct ClaimSmsMessages: WingtelFunction {
+        public typealias Output = [Result]
+        public static let qualifiedName = "public.claim_sms_messages"
+        public static let returns: WingtelReturnShape = .rows
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "worker", sqlType: "text", hasDefault: false),
+            WingtelArgument(name: "max_count", sqlType: "integer", hasDefault: true),
+            WingtelArgument(name: "lease", sqlType: "interval", hasDefault: true),
+        ]
+
+        public var worker: String
+        public var maxCount: Int32?
+        public var lease: String?
+
+        public init(worker: String, maxCount: Int32? = nil, lease: String? = nil) {
+            self.worker = worker
+            self.maxCount = maxCount
+            self.lease = lease
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case worker
+            case maxCount = "max_count"
+            case lease
+        }
+
+        /// A row of the function's result.
+        public struct Result: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var fromNumber: String?
+            public var toNumber: String?
+            public var body: String?
+            public var attempts: Int32?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, fromNumber: String? = nil, toNumber: String? = nil, body: String? = nil, attempts: Int32? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.fromNumber = fromNumber
+                self.toNumber = toNumber
+                self.body = body
+                self.attempts = attempts
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case fromNumber = "from_number"
+                case toNumber = "to_number"
+                case body
+                case attempts
+            }
+        }
+    }
+}
+
+extension Public.Functions {
     /// Records the carrier's answer to a command (services only): success finalizes the network state, refusal restores the business state with the carrier's reason. Repeating the same answer changes nothing.
     ///
     /// - Remark: Generated from `public.complete_carrier_command(uuid,uuid,boolean,jsonb,text)`.
@@ -6144,6 +6234,50 @@ extension Public.Functions {
             case name
             case currency
             case timeZone = "time_zone"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// The SMS sender's outcome: Twilio's SID and status; or, with retry_after, try again later (at most 5 attempts, backoff 2^n s up to 5 min); else failed with Twilio's error code.
+    ///
+    /// - Remark: Generated from `public.finish_sms_message(uuid,uuid,text,public.sms_status,text,interval)`.
+    public struct FinishSmsMessage: WingtelFunction {
+        public typealias Output = Public.SmsMessages.Row?
+        public static let qualifiedName = "public.finish_sms_message"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "provider_sid", sqlType: "text", hasDefault: true),
+            WingtelArgument(name: "status", sqlType: "public.sms_status", hasDefault: true),
+            WingtelArgument(name: "error_code", sqlType: "text", hasDefault: true),
+            WingtelArgument(name: "retry_after", sqlType: "interval", hasDefault: true),
+        ]
+
+        public var organizationId: UUID
+        public var id: UUID
+        public var providerSid: String?
+        public var status: Public.SmsStatus?
+        public var errorCode: String?
+        public var retryAfter: String?
+
+        public init(organizationId: UUID, id: UUID, providerSid: String? = nil, status: Public.SmsStatus? = nil, errorCode: String? = nil, retryAfter: String? = nil) {
+            self.organizationId = organizationId
+            self.id = id
+            self.providerSid = providerSid
+            self.status = status
+            self.errorCode = errorCode
+            self.retryAfter = retryAfter
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case id
+            case providerSid = "provider_sid"
+            case status
+            case errorCode = "error_code"
+            case retryAfter = "retry_after"
         }
     }
 }
@@ -7213,6 +7347,42 @@ extension Public.Functions {
 
         public enum CodingKeys: String, CodingKey {
             case subscriberId = "subscriber_id"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Queues an SMS from the organization's first number (agents and up, services): refused for an opted-out number. The SMS sender of `wingtel serve` posts it to Twilio.
+    ///
+    /// - Remark: Generated from `public.send_sms(uuid,text,text,uuid)`.
+    public struct SendSms: WingtelFunction {
+        public typealias Output = Public.SmsMessages.Row?
+        public static let qualifiedName = "public.send_sms"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "to_number", sqlType: "text", hasDefault: false),
+            WingtelArgument(name: "body", sqlType: "text", hasDefault: false),
+            WingtelArgument(name: "account_id", sqlType: "uuid", hasDefault: true),
+        ]
+
+        public var organizationId: UUID
+        public var toNumber: String
+        public var body: String
+        public var accountId: UUID?
+
+        public init(organizationId: UUID, toNumber: String, body: String, accountId: UUID? = nil) {
+            self.organizationId = organizationId
+            self.toNumber = toNumber
+            self.body = body
+            self.accountId = accountId
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case toNumber = "to_number"
+            case body
+            case accountId = "account_id"
         }
     }
 }
