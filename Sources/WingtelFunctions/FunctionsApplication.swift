@@ -59,6 +59,7 @@ public func buildFunctionsApplication(
             settings.pollInterval = configuration.outboxPollInterval
             app.addServices(OutboxWorker(client: client, adapters: adapters, settings: settings, metrics: metrics, logger: logger))
         }
+        app.addServices(Scheduler(client: client, interval: configuration.schedulerInterval, logger: logger))
         if let messaging = configuration.twilioMessaging {
             app.addServices(
                 SmsSender(

@@ -37,6 +37,9 @@ public struct FunctionsConfiguration: Sendable {
     /// Outbox workers in this process (0 turns the worker off, e.g. on a webhook-only replica).
     public var outboxWorkers = 1
     public var outboxPollInterval: Duration = .seconds(5)
+    /// How often the scheduler looks for due jobs (bill runs, dunning, scheduled plan changes); it
+    /// runs with the outbox workers (OUTBOX_WORKERS=0 turns both off).
+    public var schedulerInterval: Duration = .seconds(60)
     /// Unix time now; tests pass a fixed clock.
     public var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
 
@@ -50,7 +53,7 @@ public struct FunctionsConfiguration: Sendable {
         "DATABASE_TIMEOUT_SECONDS", "DATABASE_POOL_SIZE", "THINGSPACE_API_URL", "THINGSPACE_CLIENT_ID", "THINGSPACE_CLIENT_SECRET",
         "THINGSPACE_USERNAME", "THINGSPACE_PASSWORD", "THINGSPACE_ACCOUNT_NAME", "ATT_API_URL", "ATT_USERNAME", "ATT_API_KEY",
         "TMOBILE_API_URL", "TMOBILE_USERNAME", "TMOBILE_PASSWORD", "TMOBILE_CLIENT_ID", "TMOBILE_CLIENT_SECRET", "OUTBOX_WORKERS",
-        "OUTBOX_POLL_SECONDS", "TWILIO_ACCOUNT_SID", "TWILIO_API_URL",
+        "OUTBOX_POLL_SECONDS", "TWILIO_ACCOUNT_SID", "TWILIO_API_URL", "SCHEDULER_INTERVAL_SECONDS",
     ]
 
     /// Reads settings; `file` (KEY=value lines, `#` comments) first, then `environment` over it.
@@ -135,6 +138,7 @@ public struct FunctionsConfiguration: Sendable {
             outboxWorkers = count
         }
         if let seconds = try integer("OUTBOX_POLL_SECONDS") { outboxPollInterval = .seconds(seconds) }
+        if let seconds = try integer("SCHEDULER_INTERVAL_SECONDS") { schedulerInterval = .seconds(seconds) }
     }
 
     /// The adapters for the carriers that have settings.

@@ -41,6 +41,8 @@ final class LiveServer: Sendable {
         configuration.tmobileWebhookSecrets = .init([secrets.tmobile])
         configuration.databaseTimeout = databaseTimeout
         configuration.maxBodyBytes = 64 * 1024
+        // No outbox workers or scheduler: these tests drive the routes alone.
+        configuration.outboxWorkers = 0
         return configuration
     }
 

@@ -105,3 +105,18 @@ comment on table public.sms_opt_outs is 'Numbers that sent an opt-out keyword (S
 alter table public.messaging_numbers enable row level security;
 alter table public.sms_messages enable row level security;
 alter table public.sms_opt_outs enable row level security;
+
+-- The scheduler of `wingtel serve`: each daily job runs once per organization and local day,
+-- whichever server gets there first (primary key), with its outcome.
+create table private.job_runs (
+  job text not null,
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  run_on date not null,
+  started_at timestamptz not null default now(),
+  finished_at timestamptz,
+  outcome text,
+  result jsonb,
+  primary key (job, organization_id, run_on),
+  constraint job_runs_outcome check (outcome in ('succeeded', 'failed'))
+);
+comment on table private.job_runs is 'Daily scheduled jobs (bill run, dunning) per organization and local day: claimed by one server, then finished with the job''s result or its error. Read it through public.scheduled_job_runs.';

@@ -3897,6 +3897,46 @@ extension Public {
 }
 
 extension Public {
+    /// Daily scheduled jobs of the caller's organizations (operators and up): when each ran and what it did.
+    ///
+    /// - Remark: Generated from view `public.scheduled_job_runs`.
+    public enum ScheduledJobRuns: WingtelView {
+        public static let qualifiedName = "public.scheduled_job_runs"
+
+        /// A row as read from `public.scheduled_job_runs`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var job: String?
+            public var runOn: WingtelDate?
+            public var startedAt: Date?
+            public var finishedAt: Date?
+            public var outcome: String?
+            public var result: JSONValue?
+
+            public init(organizationId: UUID? = nil, job: String? = nil, runOn: WingtelDate? = nil, startedAt: Date? = nil, finishedAt: Date? = nil, outcome: String? = nil, result: JSONValue? = nil) {
+                self.organizationId = organizationId
+                self.job = job
+                self.runOn = runOn
+                self.startedAt = startedAt
+                self.finishedAt = finishedAt
+                self.outcome = outcome
+                self.result = result
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case job
+                case runOn = "run_on"
+                case startedAt = "started_at"
+                case finishedAt = "finished_at"
+                case outcome
+                case result
+            }
+        }
+    }
+}
+
+extension Public {
     /// SIM inventory: physical cards and eSIM profiles (EID and LPA activation code). Its state follows the line it serves.
     ///
     /// - Remark: Generated from table `public.sim_cards`.
@@ -6103,6 +6143,49 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
+    /// The daily jobs due now that no server has claimed yet for the organization's local day; claims them (services only).
+    ///
+    /// - Remark: Generated from `public.claim_scheduled_jobs(timestamp with time zone)`.
+    public struct ClaimScheduledJobs: WingtelFunction {
+        public typealias Output = [Result]
+        public static let qualifiedName = "public.claim_scheduled_jobs"
+        public static let returns: WingtelReturnShape = .rows
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "as_of", sqlType: "timestamp with time zone", hasDefault: true),
+        ]
+
+        public var asOf: Date?
+
+        public init(asOf: Date? = nil) {
+            self.asOf = asOf
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case asOf = "as_of"
+        }
+
+        /// A row of the function's result.
+        public struct Result: Codable, Sendable, Hashable {
+            public var job: String?
+            public var organizationId: UUID?
+            public var runOn: WingtelDate?
+
+            public init(job: String? = nil, organizationId: UUID? = nil, runOn: WingtelDate? = nil) {
+                self.job = job
+                self.organizationId = organizationId
+                self.runOn = runOn
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case job
+                case organizationId = "organization_id"
+                case runOn = "run_on"
+            }
+        }
+    }
+}
+
+extension Public.Functions {
     /// Takes up to max_count queued outbound messages for one sender under a lease (SKIP LOCKED); cancels those whose recipient has opted out.
     ///
     /// - Remark: Generated from `public.claim_sms_messages(text,integer,interval)`.
@@ -6234,6 +6317,42 @@ extension Public.Functions {
             case name
             case currency
             case timeZone = "time_zone"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Records that a claimed job failed, with the error; it is claimed again after ten minutes.
+    ///
+    /// - Remark: Generated from `public.fail_scheduled_job(text,uuid,date,text)`.
+    public struct FailScheduledJob: WingtelFunction {
+        public typealias Output = WingtelVoid
+        public static let qualifiedName = "public.fail_scheduled_job"
+        public static let returns: WingtelReturnShape = .none
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "job", sqlType: "text", hasDefault: false),
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "run_on", sqlType: "date", hasDefault: false),
+            WingtelArgument(name: "error", sqlType: "text", hasDefault: false),
+        ]
+
+        public var job: String
+        public var organizationId: UUID
+        public var runOn: WingtelDate
+        public var error: String
+
+        public init(job: String, organizationId: UUID, runOn: WingtelDate, error: String) {
+            self.job = job
+            self.organizationId = organizationId
+            self.runOn = runOn
+            self.error = error
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case job
+            case organizationId = "organization_id"
+            case runOn = "run_on"
+            case error
         }
     }
 }
@@ -7267,6 +7386,42 @@ extension Public.Functions {
                 case step
                 case invoices
             }
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Runs one claimed daily job (bill_run, dunning) as the scheduler and records its result; on error nothing of it stays (the scheduler then calls fail_scheduled_job).
+    ///
+    /// - Remark: Generated from `public.run_scheduled_job(text,uuid,date,timestamp with time zone)`.
+    public struct RunScheduledJob: WingtelFunction {
+        public typealias Output = JSONValue?
+        public static let qualifiedName = "public.run_scheduled_job"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "job", sqlType: "text", hasDefault: false),
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "run_on", sqlType: "date", hasDefault: false),
+            WingtelArgument(name: "as_of", sqlType: "timestamp with time zone", hasDefault: true),
+        ]
+
+        public var job: String
+        public var organizationId: UUID
+        public var runOn: WingtelDate
+        public var asOf: Date?
+
+        public init(job: String, organizationId: UUID, runOn: WingtelDate, asOf: Date? = nil) {
+            self.job = job
+            self.organizationId = organizationId
+            self.runOn = runOn
+            self.asOf = asOf
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case job
+            case organizationId = "organization_id"
+            case runOn = "run_on"
+            case asOf = "as_of"
         }
     }
 }
