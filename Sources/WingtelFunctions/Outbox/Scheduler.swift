@@ -3,7 +3,8 @@ import Logging
 import PostgresNIO
 import ServiceLifecycle
 
-/// The scheduler of `wingtel serve`: at every tick it queues the carrier changes of downgrades
+/// The scheduler of `wingtel serve`: at every tick it seals the audit trail's new entries into
+/// their organizations' hash chains (`audit.seal`), queues the carrier changes of downgrades
 /// whose period has started (`apply_scheduled_plan_changes`) and runs the daily jobs that are due
 /// — each organization's bill run from 02:00 and dunning from 06:00 local time — each job in a
 /// transaction of its own, claimed once per organization and day across all servers
@@ -34,6 +35,12 @@ public struct Scheduler: Service {
     @discardableResult
     public func tick(asOf: Date? = nil) async -> [(job: String, organization: String, succeeded: Bool)] {
         let moment = asOf.map { ISO8601DateFormatter().string(from: $0) }
+        do {
+            // The audit trail's hash chain takes in the entries of finished transactions.
+            try await client.query("select audit.seal()", logger: logger)
+        } catch {
+            logger.error("sealing the audit trail failed", metadata: ["error": "\(String(reflecting: error))"])
+        }
         do {
             let rows = try await client.query(
                 "select public.apply_scheduled_plan_changes(coalesce(\(moment)::timestamptz, now()))", logger: logger)
