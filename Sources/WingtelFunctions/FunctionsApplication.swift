@@ -41,6 +41,10 @@ public func buildFunctionsApplication(
     StripeController(configuration: configuration, handling: handling).addRoutes(to: router)
     TwilioController(configuration: configuration, handling: handling).addRoutes(to: router)
     CarriersController(configuration: configuration, handling: handling).addRoutes(to: router)
+    ZiftController(
+        configuration: configuration, handling: handling,
+        gateway: configuration.zift.map { ZiftGateway(settings: $0, transport: URLSessionTransport(timeout: .seconds(10))) }
+    ).addRoutes(to: router)
 
     var app = Application(
         router: router,

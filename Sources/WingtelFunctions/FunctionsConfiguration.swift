@@ -32,6 +32,8 @@ public struct FunctionsConfiguration: Sendable {
     public var thingSpace: ThingSpaceSettings?
     public var controlCenter: ControlCenterSettings?
     public var aggregator: AggregatorSettings?
+    /// The Zift gateway, which confirms Zift notifications (`find`) before they are applied.
+    public var zift: ZiftSettings?
     /// Twilio's Messages API for queued outbound SMS (TWILIO_ACCOUNT_SID with the first TWILIO_AUTH_TOKEN).
     public var twilioMessaging: TwilioMessagingSettings?
     /// Outbox workers in this process (0 turns the worker off, e.g. on a webhook-only replica).
@@ -53,7 +55,9 @@ public struct FunctionsConfiguration: Sendable {
         "DATABASE_TIMEOUT_SECONDS", "DATABASE_POOL_SIZE", "THINGSPACE_API_URL", "THINGSPACE_CLIENT_ID", "THINGSPACE_CLIENT_SECRET",
         "THINGSPACE_USERNAME", "THINGSPACE_PASSWORD", "THINGSPACE_ACCOUNT_NAME", "ATT_API_URL", "ATT_USERNAME", "ATT_API_KEY",
         "TMOBILE_API_URL", "TMOBILE_USERNAME", "TMOBILE_PASSWORD", "TMOBILE_CLIENT_ID", "TMOBILE_CLIENT_SECRET", "OUTBOX_WORKERS",
-        "OUTBOX_POLL_SECONDS", "TWILIO_ACCOUNT_SID", "TWILIO_API_URL", "SCHEDULER_INTERVAL_SECONDS",
+        "OUTBOX_POLL_SECONDS", "TWILIO_ACCOUNT_SID", "TWILIO_API_URL", "SCHEDULER_INTERVAL_SECONDS", "ZIFT_API_URL", "ZIFT_USERNAME",
+        "ZIFT_PASSWORD",
+        "ZIFT_ACCOUNT_ID",
     ]
 
     /// Reads settings; `file` (KEY=value lines, `#` comments) first, then `environment` over it.
@@ -128,6 +132,11 @@ public struct FunctionsConfiguration: Sendable {
                 baseURL: base, username: user, password: password, clientID: value("TMOBILE_CLIENT_ID") ?? "",
                 clientSecret: value("TMOBILE_CLIENT_SECRET") ?? "")
         }
+        if let user = value("ZIFT_USERNAME"), let password = value("ZIFT_PASSWORD"), let account = value("ZIFT_ACCOUNT_ID") {
+            zift = ZiftSettings(
+                baseURL: value("ZIFT_API_URL") ?? "https://sandbox-secure.zift.io/gates/xurl", userName: user, password: password,
+                accountID: account)
+        }
         if let account = value("TWILIO_ACCOUNT_SID"), let token = twilioAuthTokens.values.first {
             twilioMessaging = TwilioMessagingSettings(
                 baseURL: value("TWILIO_API_URL") ?? "https://api.twilio.com", accountSID: account, authToken: token,
@@ -155,6 +164,7 @@ public struct FunctionsConfiguration: Sendable {
         var routes: [String] = []
         if stripeWebhookSecrets.isEmpty { routes.append("stripe-webhook (STRIPE_WEBHOOK_SECRET)") }
         if twilioAuthTokens.isEmpty { routes.append("twilio-sms, twilio-status (TWILIO_AUTH_TOKEN)") }
+        if ziftWebhookSecrets.isEmpty { routes.append("zift-webhook (ZIFT_WEBHOOK_SECRET)") }
         if attPushSecrets.isEmpty { routes.append("carriers/att (ATT_PUSH_SECRET)") }
         if verizonCallbackCredentials.isEmpty { routes.append("carriers/verizon (VERIZON_CALLBACK_USERNAME/PASSWORD)") }
         if tmobileWebhookSecrets.isEmpty { routes.append("carriers/tmobile (TMOBILE_WEBHOOK_SECRET)") }

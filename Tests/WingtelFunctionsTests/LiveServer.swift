@@ -15,7 +15,7 @@ import WingtelVerification
 final class LiveServer: Sendable {
     static let secrets = (
         stripe: "whsec_test_current", stripeOld: "whsec_test_old", twilio: "twilio_token", att: "att_secret",
-        verizonUser: "wingtel-callbacks", verizonPassword: "vz-pass", tmobile: "agg_secret"
+        verizonUser: "wingtel-callbacks", verizonPassword: "vz-pass", tmobile: "agg_secret", zift: "zift_secret"
     )
 
     let port: Int
@@ -39,6 +39,7 @@ final class LiveServer: Sendable {
         configuration.attPushSecrets = .init([secrets.att])
         configuration.verizonCallbackCredentials = [.init(username: secrets.verizonUser, password: secrets.verizonPassword)]
         configuration.tmobileWebhookSecrets = .init([secrets.tmobile])
+        configuration.ziftWebhookSecrets = .init([secrets.zift])
         configuration.databaseTimeout = databaseTimeout
         configuration.maxBodyBytes = 64 * 1024
         // No outbox workers or scheduler: these tests drive the routes alone.

@@ -116,7 +116,10 @@ struct ServerTests {
         #expect(configuration.twilioAuthTokens.values == ["tok"])
         #expect(configuration.verizonCallbackCredentials == [.init(username: "u1", password: "p1"), .init(username: "u2", password: "p2")])
         #expect(configuration.publicURL == "https://api.example.com")
-        #expect(configuration.unconfiguredRoutes == ["carriers/att (ATT_PUSH_SECRET)", "carriers/tmobile (TMOBILE_WEBHOOK_SECRET)"])
+        #expect(
+            configuration.unconfiguredRoutes == [
+                "zift-webhook (ZIFT_WEBHOOK_SECRET)", "carriers/att (ATT_PUSH_SECRET)", "carriers/tmobile (TMOBILE_WEBHOOK_SECRET)",
+            ])
 
         #expect(throws: FunctionsError.self) { try FunctionsConfiguration(environment: ["PORT": "eighty"]) }
         #expect(throws: FunctionsError.self) { try FunctionsConfiguration(environment: ["WINGTEL_PUBLIC_URL": "api.example.com"]) }

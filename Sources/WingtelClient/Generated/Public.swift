@@ -6518,6 +6518,38 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
+    /// Applies one Zift notification once, from the gateway's confirmation of the transaction (find): approved sales are payments, declines failed attempts, approved refunds and voids refunds. Returns {outcome, event_id, detail}.
+    ///
+    /// - Remark: Generated from `public.handle_zift_event(jsonb,jsonb,text)`.
+    public struct HandleZiftEvent: WingtelFunction {
+        public typealias Output = JSONValue?
+        public static let qualifiedName = "public.handle_zift_event"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "notification", sqlType: "jsonb", hasDefault: false),
+            WingtelArgument(name: "confirmation", sqlType: "jsonb", hasDefault: false),
+            WingtelArgument(name: "request_id", sqlType: "text", hasDefault: true),
+        ]
+
+        public var notification: JSONValue
+        public var confirmation: JSONValue
+        public var requestId: String?
+
+        public init(notification: JSONValue, confirmation: JSONValue, requestId: String? = nil) {
+            self.notification = notification
+            self.confirmation = confirmation
+            self.requestId = requestId
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case notification
+            case confirmation
+            case requestId = "request_id"
+        }
+    }
+}
+
+extension Public.Functions {
     /// Takes the rows of the session's usage_staging table into usage_records (operators and services): lines resolved by MDN, re-deliveries ignored, problems quarantined with the reason, daily rollups updated. Returns the batch with its counts.
     ///
     /// - Remark: Generated from `public.ingest_usage(uuid,text,text,text)`.
