@@ -184,6 +184,19 @@ public struct Migrator: Sendable {
                 result.applied.append(file.fileName)
             }
             if plan.pending.isEmpty { progress("Remote database is up to date.") }
+            if !plan.pending.isEmpty {
+                // Migrations may have altered audited tables: recompile their audit triggers (until
+                // then they take the slower generic path, with the same entries).
+                var hasAudit = false
+                for try await exists in try await connection.query(
+                    "select to_regprocedure('audit.refresh()') is not null", logger: logger
+                ).decode(Bool.self) { hasAudit = exists }
+                if hasAudit {
+                    for try await count in try await connection.query("select audit.refresh()", logger: logger).decode(Int.self) {
+                        progress("Compiled the audit triggers of \(count) tables.")
+                    }
+                }
+            }
             if options.includeSeed {
                 result.seeded = try await seed(on: connection, progress: progress)
             }
