@@ -445,6 +445,90 @@ public struct DemoGenerator: Sendable {
                     if buffer.readableBytes > 0 { try await writer.write(buffer) }
                 }
                 counts.append(("usage_daily", usageCount))
+
+                // SMS: the organization's number and a few hundred conversations — keyword requests
+                // answered automatically, questions answered by an agent (some still waiting in the
+                // care inbox), and opt-outs.
+                let number = "+1833\(String(format: "%07d", Int(slugHash % 8_000_000) + 2_000_000))"
+                try await connection.run(
+                    "insert into public.messaging_numbers (organization_id, id, phone_number, label) values (\(org), \(random.uuid()), \(number), 'Customer care')",
+                    logger: logger)
+                let agent = staff.first { $0.0 == "agent" }!.1.uuidString
+                var smsRows: [[String?]] = []
+                var optOutRows: [[String?]] = []
+                let keywords = [
+                    ("HELP", "Reply BAL for your balance, USAGE for this cycle's usage, STOP to unsubscribe."),
+                    ("BAL", "Acme Demo Mobile: you owe $0.00; wallet balance $0.00."),
+                    ("USAGE", "Acme Demo Mobile: see your usage this cycle in the app or reply HELP."),
+                ]
+                let questions = [
+                    "My data is really slow today", "Can I add a line for my son?", "Why was I charged twice this month?",
+                    "How do I set up my eSIM?", "Is there an outage downtown?", "Can I keep my number if I move?",
+                ]
+                let answers = [
+                    "Sorry about that! We reset your connection; restart your phone and it should be back to full speed.",
+                    "Of course, reply with a good time to call or add it in the app under Lines.",
+                    "We checked your account: the second charge was a pending authorization and has been released.",
+                    "Open Settings > Cellular > Add eSIM and scan the QR code we emailed you.",
+                ]
+                let live = lines.filter { $0.cancelled == nil }
+                let conversations = min(300, max(live.count / 10, 1))
+                var messageIndex = 0
+                func sid() -> String {
+                    messageIndex += 1
+                    return "SMdemo\(String(format: "%026d", messageIndex))"
+                }
+                for _ in 0..<conversations where !live.isEmpty {
+                    let line = live[random.int(0...live.count - 1)]
+                    let at = windowStart.addingTimeInterval(random.uniform() * end.timeIntervalSince(windowStart) * 0.98)
+                    let inbound = random.uuid().uuidString
+                    let kind = random.pick([("keyword", 0.55), ("question", 0.35), ("stop", 0.10)])
+                    switch kind {
+                    case "keyword":
+                        let (word, reply) = keywords[random.int(0...keywords.count - 1)]
+                        smsRows.append([
+                            o, inbound, "inbound", sid(), line.mdn, number, word, "received", line.account.uuidString, line.id.uuidString,
+                            word, nil, nil, nil, ts(at),
+                        ])
+                        smsRows.append([
+                            o, random.uuid().uuidString, "outbound", nil, number, line.mdn, reply, "sent", line.account.uuidString,
+                            line.id.uuidString, nil, nil, inbound, nil, ts(at.addingTimeInterval(1)),
+                        ])
+                    case "question":
+                        let answered = random.chance(0.9) && at < end.addingTimeInterval(-2 * 86_400)
+                        smsRows.append([
+                            o, inbound, "inbound", sid(), line.mdn, number, questions[random.int(0...questions.count - 1)], "received",
+                            line.account.uuidString, line.id.uuidString, nil, "care", nil, nil, ts(at),
+                        ])
+                        smsRows.append([
+                            o, random.uuid().uuidString, "outbound", nil, number, line.mdn,
+                            "Acme Demo Mobile: thanks, our care team will answer you here soon. Reply HELP for options.", "sent",
+                            line.account.uuidString, line.id.uuidString, nil, nil, inbound, nil, ts(at.addingTimeInterval(1)),
+                        ])
+                        if answered {
+                            smsRows.append([
+                                o, random.uuid().uuidString, "outbound", sid(), number, line.mdn,
+                                answers[random.int(0...answers.count - 1)],
+                                random.chance(0.95) ? "delivered" : "undelivered", line.account.uuidString, line.id.uuidString, nil, nil,
+                                inbound, agent, ts(at.addingTimeInterval(Double(random.int(300...14_400)))),
+                            ])
+                        }
+                    default:
+                        guard !optOutRows.contains(where: { $0[1] == line.mdn }) else { continue }
+                        smsRows.append([
+                            o, inbound, "inbound", sid(), line.mdn, number, "STOP", "received", line.account.uuidString, line.id.uuidString,
+                            "STOP", nil, nil, nil, ts(at),
+                        ])
+                        optOutRows.append([o, line.mdn, "STOP", ts(at)])
+                    }
+                }
+                try await copy(
+                    "sms_messages",
+                    [
+                        "organization_id", "id", "direction", "provider_sid", "from_number", "to_number", "body", "status", "account_id",
+                        "subscriber_id", "keyword", "routed_to", "in_reply_to", "sent_by", "created_at",
+                    ], smsRows)
+                try await copy("sms_opt_outs", ["organization_id", "phone_number", "keyword", "opted_out_at"], optOutRows)
                 try await connection.execute("commit", logger: logger)
             } catch {
                 try? await connection.execute("rollback", logger: logger)

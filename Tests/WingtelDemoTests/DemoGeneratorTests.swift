@@ -9,7 +9,7 @@ struct DemoGeneratorTests {
     static let asOf = ISO8601DateFormatter().date(from: "2026-11-24T00:00:00Z")!
     static let tables = [
         "accounts", "sim_cards", "devices", "subscribers", "subscriptions", "port_requests", "subscriber_events", "usage_daily",
-        "invoices", "payments", "wallet_transactions",
+        "invoices", "payments", "wallet_transactions", "sms_messages", "sms_opt_outs",
     ]
     /// Columns that differ between two loads of the same data: load times and generated ids.
     static let volatileColumns: [String: String] = [
@@ -118,6 +118,22 @@ struct DemoGeneratorTests {
         #expect((1...10).contains(Double(billing[0][2]!)!), "1–10% of invoices of past months are still unpaid: \(billing[0][2]!)%")
         #expect(Int(billing[0][3]!)! > 0, "dunning suspended someone")
         #expect(billing[0][4] == "0", "the ledger balances")
+        // SMS: conversations of every kind, some questions still waiting for care.
+        let sms = try await Probe.rows(
+            settings,
+            """
+            with org as (select id from organizations where slug = 'shape-demo')
+            select count(*) filter (where direction = 'inbound')::text,
+                   count(distinct keyword) filter (where keyword is not null)::text,
+                   (select count(*) from care_inbox where organization_id = (select id from org))::text,
+                   (select count(*) from sms_opt_outs where organization_id = (select id from org))::text,
+                   count(*) filter (where sent_by is not null)::text
+            from sms_messages where organization_id = (select id from org)
+            """)
+        #expect(Int(sms[0][0]!)! >= 50, "inbound messages: \(sms[0][0]!)")
+        #expect(sms[0][1] == "4", "HELP, BAL, USAGE and STOP all appear")
+        #expect(Int(sms[0][2]!)! > 0 && Int(sms[0][4]!)! > 0, "some questions answered by an agent, some waiting")
+        #expect(Int(sms[0][3]!)! > 0, "some numbers opted out")
         await #expect(throws: DemoGenerator.DemoError.self) {
             _ = try await DemoGenerator(options: .init(slug: "shape-demo", subscribers: 10, months: 1, seed: 1, asOf: Self.asOf)).run(
                 settings)
