@@ -56,7 +56,7 @@ public struct OutboxWorker: Service {
         let doorbell = Doorbell()
         let listener = Task { await listen(doorbell) }
         defer { listener.cancel() }
-        try? await withGracefulShutdownHandler {
+        await withGracefulShutdownHandler {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 let handled = await drainOnce()
                 if handled == 0 { await doorbell.wait(timeout: settings.pollInterval) }
@@ -155,8 +155,8 @@ public struct OutboxWorker: Service {
         while !Task.isCancelled {
             do {
                 try await client.withConnection { connection in
-                    for try await _ in try await connection.listen(Self.channel) {
-                        await doorbell.ring()
+                    try await connection.listen(on: Self.channel) { notifications in
+                        for try await _ in notifications { await doorbell.ring() }
                     }
                 }
             } catch {

@@ -54,7 +54,9 @@ public struct SmsSender: Service {
             while !Task.isCancelled {
                 do {
                     try await client.withConnection { connection in
-                        for try await _ in try await connection.listen(Self.channel) { await doorbell.ring() }
+                        try await connection.listen(on: Self.channel) { notifications in
+                            for try await _ in notifications { await doorbell.ring() }
+                        }
                     }
                 } catch {
                     if Task.isCancelled { return }
@@ -63,7 +65,7 @@ public struct SmsSender: Service {
             }
         }
         defer { listener.cancel() }
-        try? await withGracefulShutdownHandler {
+        await withGracefulShutdownHandler {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 if await drainOnce() == 0 { await doorbell.wait(timeout: pollInterval) }
             }
