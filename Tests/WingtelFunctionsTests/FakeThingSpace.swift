@@ -17,6 +17,7 @@ final class FakeThingSpace: Sendable {
         var failureStatus = 503
         var refuseLogins = false
         var hangNextActions = 0
+        var garbleNextActions = 0
         /// Idempotency key → requestId; each key is one effect at the carrier.
         var effects: [String: String] = [:]
         var actionCalls = 0
@@ -29,6 +30,7 @@ final class FakeThingSpace: Sendable {
         }
         func setRefuseLogins(_ value: Bool) { refuseLogins = value }
         func hangActions(_ count: Int) { hangNextActions = count }
+        func garbleActions(_ count: Int) { garbleNextActions = count }
 
         func token() -> (Int, String) {
             tokenRequests += 1
@@ -56,6 +58,10 @@ final class FakeThingSpace: Sendable {
             if hangNextActions > 0 {
                 hangNextActions -= 1
                 return .hang
+            }
+            if garbleNextActions > 0 {
+                garbleNextActions -= 1
+                return .reply(200, "<html>Service Unavailable</html>", retryAfter: nil)
             }
             if failNextActions > 0 {
                 failNextActions -= 1

@@ -215,6 +215,35 @@ struct OutboxWorkerTests {
         #expect(waiting.allSatisfy { $0[0] == "pending" && $0[3]?.contains("login") == true })
     }
 
+    @Test("a carrier that hangs past the timeout, or answers garbage, is retried; the next attempt goes through once")
+    func timeoutAndGarbage() async throws {
+        let settings = try await TestCluster.shared.migratedDatabase()
+        let fake = try await FakeThingSpace.start()
+        let (client, running) = Self.client(settings)
+        defer {
+            running.cancel()
+            Task { await fake.stop() }
+        }
+        try await Self.queueSuspensions(settings, count: 2)
+        var thingSpace = ThingSpaceSettings(
+            baseURL: fake.baseURL, clientID: "key", clientSecret: "secret", username: "api-user", password: "api-pass",
+            accountName: "0000123456-00001")
+        thingSpace.loginBackoff = .seconds(60)
+        let adapter = ThingSpaceAdapter(settings: thingSpace, transport: URLSessionTransport(timeout: .seconds(1)))
+        await fake.state.hangActions(1)
+        await fake.state.garbleActions(1)
+        let worker = Self.worker(client, adapter, name: "w-flaky")
+        #expect(await worker.drainOnce() == 2)
+        let errors = try await Self.commands(settings).compactMap { $0[3] }
+        #expect(errors.count == 2)
+        #expect(errors.contains { $0.contains("unreachable") })
+        #expect(errors.contains { $0.contains("without a requestId") })
+        try await Probe.execute(settings, "update public.carrier_commands set next_attempt_at = now() where status = 'pending'")
+        #expect(await worker.drainOnce() == 2)
+        #expect(try await Self.commands(settings).allSatisfy { $0[0] == "in_flight" && $0[2] != nil })
+        #expect(await fake.state.effects.count == 2)
+    }
+
     @Test("three workers side by side, woken by NOTIFY: 30 commands, each sent exactly once")
     func workersSideBySide() async throws {
         let settings = try await TestCluster.shared.migratedDatabase()
