@@ -63,7 +63,9 @@ public func buildFunctionsApplication(
             settings.pollInterval = configuration.outboxPollInterval
             app.addServices(OutboxWorker(client: client, adapters: adapters, settings: settings, metrics: metrics, logger: logger))
         }
-        app.addServices(Scheduler(client: client, interval: configuration.schedulerInterval, logger: logger))
+        if configuration.schedulerEnabled {
+            app.addServices(Scheduler(client: client, interval: configuration.schedulerInterval, logger: logger))
+        }
         if let messaging = configuration.twilioMessaging {
             app.addServices(
                 SmsSender(

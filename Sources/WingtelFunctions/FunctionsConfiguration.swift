@@ -42,6 +42,8 @@ public struct FunctionsConfiguration: Sendable {
     /// How often the scheduler looks for due jobs (bill runs, dunning, scheduled plan changes); it
     /// runs with the outbox workers (OUTBOX_WORKERS=0 turns both off).
     public var schedulerInterval: Duration = .seconds(60)
+    /// SCHEDULER=off runs no scheduler (a development database whose fixed data tests check).
+    public var schedulerEnabled = true
     /// Unix time now; tests pass a fixed clock.
     public var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
 
@@ -55,7 +57,8 @@ public struct FunctionsConfiguration: Sendable {
         "DATABASE_TIMEOUT_SECONDS", "DATABASE_POOL_SIZE", "THINGSPACE_API_URL", "THINGSPACE_CLIENT_ID", "THINGSPACE_CLIENT_SECRET",
         "THINGSPACE_USERNAME", "THINGSPACE_PASSWORD", "THINGSPACE_ACCOUNT_NAME", "ATT_API_URL", "ATT_USERNAME", "ATT_API_KEY",
         "TMOBILE_API_URL", "TMOBILE_USERNAME", "TMOBILE_PASSWORD", "TMOBILE_CLIENT_ID", "TMOBILE_CLIENT_SECRET", "OUTBOX_WORKERS",
-        "OUTBOX_POLL_SECONDS", "TWILIO_ACCOUNT_SID", "TWILIO_API_URL", "SCHEDULER_INTERVAL_SECONDS", "ZIFT_API_URL", "ZIFT_USERNAME",
+        "OUTBOX_POLL_SECONDS", "TWILIO_ACCOUNT_SID", "TWILIO_API_URL", "SCHEDULER_INTERVAL_SECONDS", "SCHEDULER", "ZIFT_API_URL",
+        "ZIFT_USERNAME",
         "ZIFT_PASSWORD",
         "ZIFT_ACCOUNT_ID",
     ]
@@ -148,6 +151,13 @@ public struct FunctionsConfiguration: Sendable {
         }
         if let seconds = try integer("OUTBOX_POLL_SECONDS") { outboxPollInterval = .seconds(seconds) }
         if let seconds = try integer("SCHEDULER_INTERVAL_SECONDS") { schedulerInterval = .seconds(seconds) }
+        if let text = value("SCHEDULER") {
+            switch text.lowercased() {
+            case "on", "true", "1", "yes": schedulerEnabled = true
+            case "off", "false", "0", "no": schedulerEnabled = false
+            default: throw .configuration("SCHEDULER must be on or off, not \(text)")
+            }
+        }
     }
 
     /// The adapters for the carriers that have settings.
