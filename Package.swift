@@ -118,7 +118,7 @@ let package = Package(
         .executableTarget(
             name: "WingtelBench",
             dependencies: [
-                "WingtelDatabase", "WingtelFunctions",
+                "WingtelDatabase", "WingtelFunctions", "WingtelTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -147,7 +147,11 @@ let package = Package(
         // Test support: one throwaway cluster per run, a migrated template, a database per suite.
         .target(
             name: "WingtelTestSupport",
-            dependencies: ["WingtelDatabase", "WingtelMigrations"]
+            dependencies: [
+                "WingtelDatabase", "WingtelMigrations",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(
             name: "WingtelMigrationsTests",

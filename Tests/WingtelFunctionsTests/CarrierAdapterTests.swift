@@ -5,6 +5,7 @@ import Logging
 import ServiceLifecycle
 import Testing
 import WingtelFunctions
+import WingtelTestSupport
 
 /// A carrier API on loopback that records each request and answers from a script.
 final class RecordingCarrier: Sendable {
@@ -31,13 +32,12 @@ final class RecordingCarrier: Sendable {
     }
 
     let state: State
-    let baseURL: String
-    let group: ServiceGroup
+    let server: LoopbackServer
+    var baseURL: String { server.baseURL }
 
-    private init(state: State, baseURL: String, group: ServiceGroup) {
+    private init(state: State, server: LoopbackServer) {
         self.state = state
-        self.baseURL = baseURL
-        self.group = group
+        self.server = server
     }
 
     static func start() async throws -> RecordingCarrier {
@@ -58,20 +58,7 @@ final class RecordingCarrier: Sendable {
         router.on("**", method: .put, use: handler)
         router.on("**", method: .post, use: handler)
         router.on("**", method: .patch, use: handler)
-        var logger = Logger(label: "fake.carrier")
-        logger.logLevel = .warning
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            }, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-        Task { try await group.run() }
-        var port = 0
-        for await value in ports { port = value }
-        return RecordingCarrier(state: state, baseURL: "http://127.0.0.1:\(port)", group: group)
+        return RecordingCarrier(state: state, server: try await LoopbackServer.start(router: router, label: "fake.carrier"))
     }
 }
 
@@ -86,7 +73,7 @@ struct CarrierAdapterTests {
     @Test("Control Center: PUT /devices/{iccid} with Basic auth; 200 completes, 429 retries after Retry-After, 404 refuses")
     func controlCenter() async throws {
         let fake = try await RecordingCarrier.start()
-        defer { Task { await fake.group.triggerGracefulShutdown() } }
+        defer { fake.server.abandon() }
         let adapter = ControlCenterAdapter(
             settings: .init(baseURL: fake.baseURL, username: "mvno", apiKey: "k3y"), transport: URLSessionTransport(timeout: .seconds(5)))
         await fake.state.script(200, #"{"iccid":"89011234567890123456","status":"ACTIVATED"}"#)
@@ -125,7 +112,7 @@ struct CarrierAdapterTests {
     @Test("aggregator: password-grant token reused, renewed on 401; PATCH subscriber state with the idempotency key; PENDING is accepted")
     func aggregator() async throws {
         let fake = try await RecordingCarrier.start()
-        defer { Task { await fake.group.triggerGracefulShutdown() } }
+        defer { fake.server.abandon() }
         let adapter = AggregatorAdapter(
             settings: .init(baseURL: fake.baseURL, username: "mvno", password: "pw", clientID: "id", clientSecret: "secret"),
             transport: URLSessionTransport(timeout: .seconds(5)))

@@ -2,7 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
-import ServiceLifecycle
+import WingtelTestSupport
 
 /// A ThingSpace on loopback speaking the documented contract — OAuth token, session login,
 /// provisioning actions answering `{requestId}` — that can be told to fail: 5xx with
@@ -76,15 +76,11 @@ final class FakeThingSpace: Sendable {
     }
 
     let state: State
-    let port: Int
-    let group: ServiceGroup
-    let running: Task<Void, any Error>
-    var baseURL: String { "http://127.0.0.1:\(port)" }
+    let server: LoopbackServer
+    var baseURL: String { server.baseURL }
 
-    private init(port: Int, group: ServiceGroup, running: Task<Void, any Error>, state: State) {
-        self.port = port
-        self.group = group
-        self.running = running
+    private init(server: LoopbackServer, state: State) {
+        self.server = server
         self.state = state
     }
 
@@ -117,26 +113,12 @@ final class FakeThingSpace: Sendable {
         router.post("api/m2m/v1/devices/actions/{action}", use: handler)
         router.put("api/m2m/v1/devices/actions/{action}", use: handler)
 
-        var logger = Logger(label: "fake.thingspace")
-        logger.logLevel = .warning
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            }, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-        let running = Task { try await group.run() }
-        var port = 0
-        for await value in ports { port = value }
-        let fake = FakeThingSpace(port: port, group: group, running: running, state: state)
-        return fake
+        return FakeThingSpace(server: try await LoopbackServer.start(router: router, label: "fake.thingspace"), state: state)
     }
 
+    /// Stops without waiting: some requests hang on purpose.
     func stop() async {
-        await group.triggerGracefulShutdown()
-        running.cancel()
+        server.abandon()
     }
 
     static func json(_ status: Int, _ body: String) -> Response {

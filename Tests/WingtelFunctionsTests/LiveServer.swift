@@ -1,7 +1,6 @@
 import Foundation
 import Logging
 import PostgresNIO
-import ServiceLifecycle
 import WingtelDatabase
 import WingtelFunctions
 import WingtelTestSupport
@@ -18,16 +17,13 @@ final class LiveServer: Sendable {
         verizonUser: "wingtel-callbacks", verizonPassword: "vz-pass", tmobile: "agg_secret", zift: "zift_secret"
     )
 
-    let port: Int
+    let server: LoopbackServer
     let settings: ConnectionSettings
-    let group: ServiceGroup
-    let running: Task<Void, any Error>
+    var port: Int { server.port }
 
-    private init(port: Int, settings: ConnectionSettings, group: ServiceGroup, running: Task<Void, any Error>) {
-        self.port = port
+    private init(server: LoopbackServer, settings: ConnectionSettings) {
+        self.server = server
         self.settings = settings
-        self.group = group
-        self.running = running
     }
 
     static func configuration(databaseTimeout: Duration = .seconds(5)) -> FunctionsConfiguration {
@@ -55,21 +51,14 @@ final class LiveServer: Sendable {
         logger.logLevel = .warning
         let client = PostgresClient(
             configuration: settings.postgresClientConfiguration(role: "service_role", maximumConnections: 8), backgroundLogger: logger)
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = buildFunctionsApplication(configuration: configuration, client: client, logger: logger) { port in
-            continuation.yield(port ?? 0)
-            continuation.finish()
+        let server = try await LoopbackServer.start(label: "wingtel.tests.functions") { onRunning in
+            buildFunctionsApplication(configuration: configuration, client: client, logger: logger, onServerRunning: onRunning)
         }
-        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-        let running = Task { try await group.run() }
-        var port = 0
-        for await value in ports { port = value }
-        return LiveServer(port: port, settings: settings, group: group, running: running)
+        return LiveServer(server: server, settings: settings)
     }
 
     func stop() async throws {
-        await group.triggerGracefulShutdown()
-        try await running.value
+        try await server.stop()
     }
 
     var base: String { "http://127.0.0.1:\(port)" }

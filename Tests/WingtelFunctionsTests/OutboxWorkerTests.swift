@@ -155,10 +155,10 @@ struct OutboxWorkerTests {
         }
         try await Self.queueSuspensions(settings, count: 1)
         let adapter = Self.adapter(fake)
-        // The first worker claims (1 s lease), sends, and dies before writing anything back.
+        // The first worker claims (under a lease), sends, and dies before writing anything back.
         let claimed = try await Probe.rows(
             settings,
-            "select organization_id::text, id::text, kind::text, adapter::text, payload::text, idempotency_key, attempts::text, max_attempts::text from public.claim_outbox_commands('w-died', array['thingspace']::public.carrier_adapter[], 10, '1 second')"
+            "select organization_id::text, id::text, kind::text, adapter::text, payload::text, idempotency_key, attempts::text, max_attempts::text from public.claim_outbox_commands('w-died', array['thingspace']::public.carrier_adapter[], 10, '1 hour')"
         )
         let row = try #require(claimed.first)
         let first = await adapter.send(
@@ -173,7 +173,9 @@ struct OutboxWorkerTests {
         // Before the lease runs out nobody else takes it.
         let worker = Self.worker(client, adapter, name: "w-alive")
         #expect(await worker.drainOnce() == 0)
-        try await Task.sleep(for: .milliseconds(1100))
+        // The lease runs out (set back rather than waited for, so a loaded machine cannot make it flaky).
+        try await Probe.execute(
+            settings, "update public.carrier_commands set lease_until = now() - interval '1 second' where claimed_by = 'w-died'")
         #expect(await worker.drainOnce() == 1)
         let command = try #require(try await Self.commands(settings).first)
         #expect(command == ["in_flight", "2", requestID, nil, "w-alive"])

@@ -24,13 +24,12 @@ final class FakeTwilio: Sendable {
     }
 
     let state: State
-    let baseURL: String
-    let group: ServiceGroup
+    let server: LoopbackServer
+    var baseURL: String { server.baseURL }
 
-    private init(state: State, baseURL: String, group: ServiceGroup) {
+    private init(state: State, server: LoopbackServer) {
         self.state = state
-        self.baseURL = baseURL
-        self.group = group
+        self.server = server
     }
 
     static func start(account: String, token: String) async throws -> FakeTwilio {
@@ -47,20 +46,7 @@ final class FakeTwilio: Sendable {
             let (status, text) = await state.take(Dictionary(pairs, uniquingKeysWith: { _, last in last }))
             return Self.json(status, text)
         }
-        var logger = Logger(label: "fake.twilio")
-        logger.logLevel = .warning
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            }, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-        Task { try await group.run() }
-        var port = 0
-        for await value in ports { port = value }
-        return FakeTwilio(state: state, baseURL: "http://127.0.0.1:\(port)", group: group)
+        return FakeTwilio(state: state, server: try await LoopbackServer.start(router: router, label: "fake.twilio"))
     }
 
     static func json(_ status: Int, _ body: String) -> Response {
@@ -79,7 +65,7 @@ struct SmsSenderTests {
     func sends() async throws {
         let settings = try await TestCluster.shared.migratedDatabase()
         let fake = try await FakeTwilio.start(account: "ACtest", token: "tok")
-        defer { Task { await fake.group.triggerGracefulShutdown() } }
+        defer { fake.server.abandon() }
         var logger = Logger(label: "wingtel.tests.sms")
         logger.logLevel = .warning
         let client = PostgresClient(

@@ -26,12 +26,11 @@ final class FakeZift: Sendable {
     }
 
     let state: State
-    let baseURL: String
-    let group: ServiceGroup
+    let server: LoopbackServer
+    var baseURL: String { server.baseURL + "/gates/xurl" }
 
-    private init(baseURL: String, group: ServiceGroup, state: State) {
-        self.baseURL = baseURL
-        self.group = group
+    private init(server: LoopbackServer, state: State) {
+        self.server = server
         self.state = state
     }
 
@@ -50,21 +49,7 @@ final class FakeZift: Sendable {
             headers[.contentType] = "application/x-www-form-urlencoded"
             return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
         }
-        var logger = Logger(label: "fake.zift")
-        logger.logLevel = .warning
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            }, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-        Task { try await group.run() }
-        var port = 0
-        for await value in ports { port = value }
-        let fake = FakeZift(baseURL: "http://127.0.0.1:\(port)/gates/xurl", group: group, state: state)
-        return fake
+        return FakeZift(server: try await LoopbackServer.start(router: router, label: "fake.zift"), state: state)
     }
 }
 

@@ -7,6 +7,7 @@ import PostgresNIO
 import ServiceLifecycle
 import WingtelDatabase
 import WingtelFunctions
+import WingtelTestSupport
 
 /// B8: the outbox loop — claim → call the carrier → complete — with N workers, against a fake
 /// Control Center on loopback (a real HTTP round trip per command), and the same loop with a
@@ -73,8 +74,8 @@ struct WingtelBench: AsyncParsableCommand {
             }
         }
 
-        let fake = try await FakeControlCenter.start(logger: logger)
-        defer { Task { await fake.stop() } }
+        let fake = try await FakeControlCenter.start()
+        defer { fake.abandon() }
         var real: [Double] = []
         var noop: [Double] = []
         var next = 1
@@ -205,18 +206,8 @@ struct NoOpCarrier: CarrierAdapter {
 }
 
 /// A Control Center on loopback: `PUT /rws/api/v1/devices/{iccid}` answers 200 with the device.
-final class FakeControlCenter: Sendable {
-    let baseURL: String
-    let group: ServiceGroup
-    let running: Task<Void, any Error>
-
-    private init(baseURL: String, group: ServiceGroup, running: Task<Void, any Error>) {
-        self.baseURL = baseURL
-        self.group = group
-        self.running = running
-    }
-
-    static func start(logger: Logger) async throws -> FakeControlCenter {
+enum FakeControlCenter {
+    static func start() async throws -> LoopbackServer {
         let router = Router()
         router.put("rws/api/v1/devices/{iccid}") { request, context -> Response in
             var request = request
@@ -228,21 +219,6 @@ final class FakeControlCenter: Sendable {
                 status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: #"{"iccid":"\#(iccid)","status":"DEACTIVATED"}"#))
             )
         }
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            }, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-        let running = Task { try await group.run() }
-        var port = 0
-        for await value in ports { port = value }
-        return FakeControlCenter(baseURL: "http://127.0.0.1:\(port)", group: group, running: running)
-    }
-
-    func stop() async {
-        await group.triggerGracefulShutdown()
+        return try await LoopbackServer.start(router: router, label: "fake.control-center")
     }
 }

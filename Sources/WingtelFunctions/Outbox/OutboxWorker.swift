@@ -150,21 +150,26 @@ public struct OutboxWorker: Service {
         }
     }
 
-    /// LISTEN on a dedicated pooled connection; reconnects after a pause if it drops.
     func listen(_ doorbell: Doorbell) async {
-        while !Task.isCancelled {
-            do {
-                try await client.withConnection { connection in
-                    try await connection.listen(on: Self.channel) { notifications in
-                        for try await _ in notifications { await doorbell.ring() }
-                    }
+        await listenForever(client: client, channel: Self.channel, doorbell: doorbell, pause: settings.pollInterval, logger: logger)
+    }
+}
+
+/// LISTEN on a dedicated pooled connection, ringing `doorbell` for each notification, until the
+/// task is cancelled; reconnects after `pause` if the connection drops (polling covers the gap).
+func listenForever(client: PostgresClient, channel: String, doorbell: Doorbell, pause: Duration, logger: Logger) async {
+    while !Task.isCancelled {
+        do {
+            try await client.withConnection { connection in
+                try await connection.listen(on: channel) { notifications in
+                    for try await _ in notifications { await doorbell.ring() }
                 }
-            } catch {
-                if Task.isCancelled { return }
-                logger.notice("LISTEN connection lost; polling until it is back", metadata: ["error": "\(error)"])
             }
-            try? await Task.sleep(for: settings.pollInterval)
+        } catch {
+            if Task.isCancelled { return }
+            logger.notice("LISTEN \(channel) lost; polling until it is back", metadata: ["error": "\(error)"])
         }
+        try? await Task.sleep(for: pause)
     }
 }
 

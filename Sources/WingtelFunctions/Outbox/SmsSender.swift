@@ -51,18 +51,7 @@ public struct SmsSender: Service {
     public func run() async throws {
         let doorbell = Doorbell()
         let listener = Task {
-            while !Task.isCancelled {
-                do {
-                    try await client.withConnection { connection in
-                        try await connection.listen(on: Self.channel) { notifications in
-                            for try await _ in notifications { await doorbell.ring() }
-                        }
-                    }
-                } catch {
-                    if Task.isCancelled { return }
-                }
-                try? await Task.sleep(for: pollInterval)
-            }
+            await listenForever(client: client, channel: Self.channel, doorbell: doorbell, pause: pollInterval, logger: logger)
         }
         defer { listener.cancel() }
         await withGracefulShutdownHandler {
