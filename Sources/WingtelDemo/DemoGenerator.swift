@@ -194,6 +194,7 @@ public struct DemoGenerator: Sendable {
             try await connection.execute("begin", logger: logger)
             do {
                 try await connection.execute("select set_config('wingtel.actor', 'wingtel seed demo', true)", logger: logger)
+                try await connection.execute("select set_config('wingtel.bulk_load', 'on', true)", logger: logger)
                 let existing = try await connection.query(
                     "select count(*)::int from public.organizations where slug = \(slug)", logger: logger)
                 for try await count in existing.decode(Int.self) where count > 0 { throw DemoError.exists(slug) }

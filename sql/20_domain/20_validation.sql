@@ -2,6 +2,12 @@
 -- (unique indexes, the exclusion constraint) that back them up, so a bad row is refused
 -- with a SQLSTATE and a plain sentence, never a bare constraint name. The two that look at
 -- other rows are security definer, so row-level security cannot hide a conflicting row.
+--
+-- Bulk loaders (`wingtel seed demo`, the BeQuick migration) check uniqueness set-based before
+-- they write and set `wingtel.bulk_load = on` for their transaction: the per-row look-ups
+-- below are then skipped, because their plan is cached while the table is still empty and
+-- degrades to a scan of the organization's lines (quadratic over a load). The unique index and
+-- the exclusion constraint still refuse any duplicate or overlap; only the sentence is lost.
 
 create or replace function private.validate_sim_card()
 returns trigger
@@ -73,19 +79,20 @@ security definer
 set search_path = ''
 as $$
 declare
-  live boolean := new.status in ('pending', 'active', 'suspended');
+  check_conflicts boolean := new.status in ('pending', 'active', 'suspended')
+    and coalesce(current_setting('wingtel.bulk_load', true), '') <> 'on';
 begin
   if new.mdn is not null and not public.is_valid_mdn(new.mdn) then
     raise exception 'MDN % is not a valid E.164 number', new.mdn
       using errcode = '23514', hint = 'US numbers are +1 followed by ten digits, area code and exchange starting 2–9.';
   end if;
-  if live and new.mdn is not null and exists (
+  if check_conflicts and new.mdn is not null and exists (
       select 1 from public.subscribers s
       where s.organization_id = new.organization_id and s.mdn = new.mdn and s.id <> new.id
         and s.status in ('pending', 'active', 'suspended')) then
     raise exception 'MDN % is already in use by another line', new.mdn using errcode = '23505';
   end if;
-  if live and new.current_sim_id is not null and exists (
+  if check_conflicts and new.current_sim_id is not null and exists (
       select 1 from public.subscribers s
       where s.organization_id = new.organization_id and s.current_sim_id = new.current_sim_id and s.id <> new.id
         and s.status in ('pending', 'active', 'suspended')) then
@@ -107,7 +114,7 @@ security definer
 set search_path = ''
 as $$
 begin
-  if exists (
+  if coalesce(current_setting('wingtel.bulk_load', true), '') <> 'on' and exists (
       select 1 from public.subscriptions s
       where s.organization_id = new.organization_id and s.subscriber_id = new.subscriber_id
         and s.id <> new.id and s.effective && new.effective) then

@@ -1,7 +1,7 @@
 -- Identifiers and the rules the database itself enforces, with messages an operator can act on.
 -- Check digits come from ../shared/fixtures (published examples), not from our own code.
 begin;
-select plan(24);
+select plan(26);
 
 select ok(public.is_valid_imei('490154203237518'), 'IMEI 490154203237518 (the standard example) is valid');
 select ok(public.is_valid_imei('354178036859789'), 'IMEI 354178036859789 (python-stdnum) is valid');
@@ -43,6 +43,18 @@ select throws_ok($$ insert into public.subscriptions (organization_id, subscribe
                     values ('10000000-0000-4000-8000-00000000000a', '5b100000-0000-4000-8000-00000000000a',
                             'ba300000-0000-4000-8000-00000000000a', tstzrange('2026-03-01', '2026-04-01', '[)')) $$,
   '23P01', null, 'overlapping subscriptions of one line are refused');
+-- Bulk loads skip the per-row look-ups (they check set-based first); the index and the
+-- exclusion constraint still refuse a duplicate or an overlap.
+select set_config('wingtel.bulk_load', 'on', true);
+select throws_ok($$ insert into public.subscribers (organization_id, account_id, mdn, carrier_id, status, current_sim_id)
+                    values ('10000000-0000-4000-8000-00000000000a', 'ac100000-0000-4000-8000-00000000000a', '+13125550101',
+                            'ca100000-0000-4000-8000-00000000000a', 'pending', '54000000-0000-4000-8000-00000000000a') $$,
+  '23505', null, 'in a bulk load the unique index still refuses a duplicate live MDN');
+select throws_ok($$ insert into public.subscriptions (organization_id, subscriber_id, plan_id, effective)
+                    values ('10000000-0000-4000-8000-00000000000a', '5b100000-0000-4000-8000-00000000000a',
+                            'ba300000-0000-4000-8000-00000000000a', tstzrange('2026-03-01', '2026-04-01', '[)')) $$,
+  '23P01', null, 'in a bulk load the exclusion constraint still refuses an overlapping subscription');
+select set_config('wingtel.bulk_load', 'off', true);
 select throws_ok($$ insert into public.subscriptions (organization_id, subscriber_id, plan_id, effective)
                     values ('10000000-0000-4000-8000-00000000000a', '5b100000-0000-4000-8000-00000000000a',
                             'ba300000-0000-4000-8000-00000000000a', tstzrange('2025-03-01', '2025-04-01', '[]')) $$,
