@@ -75,6 +75,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Migration out of BeQuick: export files staged with COPY, then validated and migrated in SQL.
+        .target(
+            name: "WingtelImport",
+            dependencies: [
+                "WingtelDatabase",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The deterministic demo MVNO behind `wingtel seed demo`.
         .target(
             name: "WingtelDemo",
@@ -140,6 +150,7 @@ let package = Package(
                 "WingtelDemo",
                 "WingtelBilling",
                 "WingtelFunctions",
+                "WingtelImport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -172,6 +183,13 @@ let package = Package(
             name: "WingtelCodegenTests",
             dependencies: [
                 "WingtelCodegen", "WingtelClient", "WingtelDatabase", "WingtelTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "WingtelImportTests",
+            dependencies: [
+                "WingtelImport", "WingtelDatabase", "WingtelTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),

@@ -14,7 +14,7 @@ struct Wingtel: AsyncParsableCommand {
             """,
         subcommands: [
             DatabaseCommand.self, GenerateCommand.self, SeedCommand.self, UsageCommand.self, BillCommand.self, ReportCommand.self,
-            AuditCommand.self, ServeCommand.self,
+            AuditCommand.self, ServeCommand.self, ImportCommand.self,
         ]
     )
 

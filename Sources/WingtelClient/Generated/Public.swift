@@ -103,6 +103,29 @@ extension Public {
 }
 
 extension Public {
+    /// What became of a staged row: created, updated or unchanged (migrated); skipped (a blocking issue); rejected (the row could not be parsed).
+    ///
+    /// - Remark: Generated from enum `public.import_outcome`.
+    public enum ImportOutcome: String, Codable, Sendable, Hashable, CaseIterable {
+        case created
+        case updated
+        case unchanged
+        case skipped
+        case rejected
+    }
+}
+
+extension Public {
+    /// blocking: the row is not migrated until the file is fixed; warning: migrated, worth a look.
+    ///
+    /// - Remark: Generated from enum `public.import_severity`.
+    public enum ImportSeverity: String, Codable, Sendable, Hashable, CaseIterable {
+        case blocking
+        case warning
+    }
+}
+
+extension Public {
     /// open: due, not yet overdue by the policy's grace; past_due: overdue; paid: settled by payments, credits or a wallet; written_off: given up by dunning or staff.
     ///
     /// - Remark: Generated from enum `public.invoice_status`.
@@ -2213,6 +2236,711 @@ extension Public {
                 case daysOverdue = "days_overdue"
                 case occurredAt = "occurred_at"
                 case details
+            }
+        }
+    }
+}
+
+extension Public {
+    /// One export file loaded for migration: who loaded it and when, the file's name and SHA-256, its shape (recognised by the header, or mapped), and when it was validated and migrated.
+    ///
+    /// - Remark: Generated from table `public.import_batches`.
+    public enum ImportBatches: WingtelTable {
+        public static let qualifiedName = "public.import_batches"
+
+        /// A row as read from `public.import_batches`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID
+            public var source: String
+            public var shape: String
+            public var fileName: String
+            public var fileSha256: String
+            /// For shape mapped: the column mapping used (Wingtel column → the file's header).
+            public var mapping: JSONValue?
+            public var rowCount: Int32
+            public var importedBy: String
+            public var importedAt: Date
+            public var validatedAt: Date?
+            public var migratedAt: Date?
+
+            public init(organizationId: UUID, id: UUID, source: String, shape: String, fileName: String, fileSha256: String, mapping: JSONValue? = nil, rowCount: Int32, importedBy: String, importedAt: Date, validatedAt: Date? = nil, migratedAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.source = source
+                self.shape = shape
+                self.fileName = fileName
+                self.fileSha256 = fileSha256
+                self.mapping = mapping
+                self.rowCount = rowCount
+                self.importedBy = importedBy
+                self.importedAt = importedAt
+                self.validatedAt = validatedAt
+                self.migratedAt = migratedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case source
+                case shape
+                case fileName = "file_name"
+                case fileSha256 = "file_sha256"
+                case mapping
+                case rowCount = "row_count"
+                case importedBy = "imported_by"
+                case importedAt = "imported_at"
+                case validatedAt = "validated_at"
+                case migratedAt = "migrated_at"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID?
+            public var source: String?
+            public var shape: String
+            public var fileName: String
+            public var fileSha256: String
+            /// For shape mapped: the column mapping used (Wingtel column → the file's header).
+            public var mapping: JSONValue?
+            public var rowCount: Int32?
+            public var importedBy: String?
+            public var importedAt: Date?
+            public var validatedAt: Date?
+            public var migratedAt: Date?
+
+            public init(organizationId: UUID, id: UUID? = nil, source: String? = nil, shape: String, fileName: String, fileSha256: String, mapping: JSONValue? = nil, rowCount: Int32? = nil, importedBy: String? = nil, importedAt: Date? = nil, validatedAt: Date? = nil, migratedAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.source = source
+                self.shape = shape
+                self.fileName = fileName
+                self.fileSha256 = fileSha256
+                self.mapping = mapping
+                self.rowCount = rowCount
+                self.importedBy = importedBy
+                self.importedAt = importedAt
+                self.validatedAt = validatedAt
+                self.migratedAt = migratedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case source
+                case shape
+                case fileName = "file_name"
+                case fileSha256 = "file_sha256"
+                case mapping
+                case rowCount = "row_count"
+                case importedBy = "imported_by"
+                case importedAt = "imported_at"
+                case validatedAt = "validated_at"
+                case migratedAt = "migrated_at"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var source: String?
+            public var shape: String?
+            public var fileName: String?
+            public var fileSha256: String?
+            /// For shape mapped: the column mapping used (Wingtel column → the file's header).
+            public var mapping: JSONValue?
+            public var rowCount: Int32?
+            public var importedBy: String?
+            public var importedAt: Date?
+            public var validatedAt: Date?
+            public var migratedAt: Date?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, source: String? = nil, shape: String? = nil, fileName: String? = nil, fileSha256: String? = nil, mapping: JSONValue? = nil, rowCount: Int32? = nil, importedBy: String? = nil, importedAt: Date? = nil, validatedAt: Date? = nil, migratedAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.source = source
+                self.shape = shape
+                self.fileName = fileName
+                self.fileSha256 = fileSha256
+                self.mapping = mapping
+                self.rowCount = rowCount
+                self.importedBy = importedBy
+                self.importedAt = importedAt
+                self.validatedAt = validatedAt
+                self.migratedAt = migratedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case source
+                case shape
+                case fileName = "file_name"
+                case fileSha256 = "file_sha256"
+                case mapping
+                case rowCount = "row_count"
+                case importedBy = "imported_by"
+                case importedAt = "imported_at"
+                case validatedAt = "validated_at"
+                case migratedAt = "migrated_at"
+            }
+        }
+    }
+}
+
+extension Public {
+    /// Every problem validation found, with the row's line number (null for a line missing from the export: subscriber_id says which).
+    ///
+    /// - Remark: Generated from table `public.import_issues`.
+    public enum ImportIssues: WingtelTable {
+        public static let qualifiedName = "public.import_issues"
+
+        /// A row as read from `public.import_issues`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var batchId: UUID
+            public var id: Int64
+            public var lineNumber: Int32?
+            public var issueType: String
+            public var severity: Public.ImportSeverity
+            public var columnName: String?
+            public var value: String?
+            public var message: String
+            /// For an unknown plan: the closest catalog plans.
+            public var candidates: [String]?
+            public var subscriberId: UUID?
+
+            public init(organizationId: UUID, batchId: UUID, id: Int64, lineNumber: Int32? = nil, issueType: String, severity: Public.ImportSeverity, columnName: String? = nil, value: String? = nil, message: String, candidates: [String]? = nil, subscriberId: UUID? = nil) {
+                self.organizationId = organizationId
+                self.batchId = batchId
+                self.id = id
+                self.lineNumber = lineNumber
+                self.issueType = issueType
+                self.severity = severity
+                self.columnName = columnName
+                self.value = value
+                self.message = message
+                self.candidates = candidates
+                self.subscriberId = subscriberId
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case batchId = "batch_id"
+                case id
+                case lineNumber = "line_number"
+                case issueType = "issue_type"
+                case severity
+                case columnName = "column_name"
+                case value
+                case message
+                case candidates
+                case subscriberId = "subscriber_id"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var batchId: UUID
+            public var lineNumber: Int32?
+            public var issueType: String
+            public var severity: Public.ImportSeverity
+            public var columnName: String?
+            public var value: String?
+            public var message: String
+            /// For an unknown plan: the closest catalog plans.
+            public var candidates: [String]?
+            public var subscriberId: UUID?
+
+            public init(organizationId: UUID, batchId: UUID, lineNumber: Int32? = nil, issueType: String, severity: Public.ImportSeverity, columnName: String? = nil, value: String? = nil, message: String, candidates: [String]? = nil, subscriberId: UUID? = nil) {
+                self.organizationId = organizationId
+                self.batchId = batchId
+                self.lineNumber = lineNumber
+                self.issueType = issueType
+                self.severity = severity
+                self.columnName = columnName
+                self.value = value
+                self.message = message
+                self.candidates = candidates
+                self.subscriberId = subscriberId
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case batchId = "batch_id"
+                case lineNumber = "line_number"
+                case issueType = "issue_type"
+                case severity
+                case columnName = "column_name"
+                case value
+                case message
+                case candidates
+                case subscriberId = "subscriber_id"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var batchId: UUID?
+            public var lineNumber: Int32?
+            public var issueType: String?
+            public var severity: Public.ImportSeverity?
+            public var columnName: String?
+            public var value: String?
+            public var message: String?
+            /// For an unknown plan: the closest catalog plans.
+            public var candidates: [String]?
+            public var subscriberId: UUID?
+
+            public init(organizationId: UUID? = nil, batchId: UUID? = nil, lineNumber: Int32? = nil, issueType: String? = nil, severity: Public.ImportSeverity? = nil, columnName: String? = nil, value: String? = nil, message: String? = nil, candidates: [String]? = nil, subscriberId: UUID? = nil) {
+                self.organizationId = organizationId
+                self.batchId = batchId
+                self.lineNumber = lineNumber
+                self.issueType = issueType
+                self.severity = severity
+                self.columnName = columnName
+                self.value = value
+                self.message = message
+                self.candidates = candidates
+                self.subscriberId = subscriberId
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case batchId = "batch_id"
+                case lineNumber = "line_number"
+                case issueType = "issue_type"
+                case severity
+                case columnName = "column_name"
+                case value
+                case message
+                case candidates
+                case subscriberId = "subscriber_id"
+            }
+        }
+    }
+}
+
+extension Public {
+    /// Staged export rows, values as text exactly as in the file (line_number: the physical line the record starts on). Columns of the file that Wingtel does not use are kept in extra.
+    ///
+    /// - Remark: Generated from table `public.import_rows`.
+    public enum ImportRows: WingtelTable {
+        public static let qualifiedName = "public.import_rows"
+
+        /// A row as read from `public.import_rows`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var batchId: UUID
+            public var lineNumber: Int32
+            /// Why the row could not be read (wrong column count, invalid UTF-8); such rows are rejected.
+            public var parseError: String?
+            /// The source's id of the line (BeQuick subscription_id or external_id); becomes subscribers.external_id.
+            public var subscriberRef: String?
+            /// The source's id of the customer (BeQuick user_profile_id; the staging shape uses external_id); becomes accounts.external_id.
+            public var accountRef: String?
+            public var accountName: String?
+            public var firstName: String?
+            public var lastName: String?
+            public var email: String?
+            public var contactPhone: String?
+            public var mdn: String?
+            public var iccid: String?
+            public var imsi: String?
+            public var imei: String?
+            public var status: String?
+            public var planName: String?
+            public var planRef: String?
+            public var planPrice: String?
+            public var billingDay: String?
+            public var startDate: String?
+            public var endDate: String?
+            public var lastPaymentDate: String?
+            public var addressLine1: String?
+            public var addressLine2: String?
+            public var city: String?
+            public var state: String?
+            public var postalCode: String?
+            public var country: String?
+            public var carrier: String?
+            public var sourceCreatedAt: String?
+            public var extra: JSONValue
+            public var outcome: Public.ImportOutcome?
+            public var subscriberId: UUID?
+
+            public init(organizationId: UUID, batchId: UUID, lineNumber: Int32, parseError: String? = nil, subscriberRef: String? = nil, accountRef: String? = nil, accountName: String? = nil, firstName: String? = nil, lastName: String? = nil, email: String? = nil, contactPhone: String? = nil, mdn: String? = nil, iccid: String? = nil, imsi: String? = nil, imei: String? = nil, status: String? = nil, planName: String? = nil, planRef: String? = nil, planPrice: String? = nil, billingDay: String? = nil, startDate: String? = nil, endDate: String? = nil, lastPaymentDate: String? = nil, addressLine1: String? = nil, addressLine2: String? = nil, city: String? = nil, state: String? = nil, postalCode: String? = nil, country: String? = nil, carrier: String? = nil, sourceCreatedAt: String? = nil, extra: JSONValue, outcome: Public.ImportOutcome? = nil, subscriberId: UUID? = nil) {
+                self.organizationId = organizationId
+                self.batchId = batchId
+                self.lineNumber = lineNumber
+                self.parseError = parseError
+                self.subscriberRef = subscriberRef
+                self.accountRef = accountRef
+                self.accountName = accountName
+                self.firstName = firstName
+                self.lastName = lastName
+                self.email = email
+                self.contactPhone = contactPhone
+                self.mdn = mdn
+                self.iccid = iccid
+                self.imsi = imsi
+                self.imei = imei
+                self.status = status
+                self.planName = planName
+                self.planRef = planRef
+                self.planPrice = planPrice
+                self.billingDay = billingDay
+                self.startDate = startDate
+                self.endDate = endDate
+                self.lastPaymentDate = lastPaymentDate
+                self.addressLine1 = addressLine1
+                self.addressLine2 = addressLine2
+                self.city = city
+                self.state = state
+                self.postalCode = postalCode
+                self.country = country
+                self.carrier = carrier
+                self.sourceCreatedAt = sourceCreatedAt
+                self.extra = extra
+                self.outcome = outcome
+                self.subscriberId = subscriberId
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case batchId = "batch_id"
+                case lineNumber = "line_number"
+                case parseError = "parse_error"
+                case subscriberRef = "subscriber_ref"
+                case accountRef = "account_ref"
+                case accountName = "account_name"
+                case firstName = "first_name"
+                case lastName = "last_name"
+                case email
+                case contactPhone = "contact_phone"
+                case mdn
+                case iccid
+                case imsi
+                case imei
+                case status
+                case planName = "plan_name"
+                case planRef = "plan_ref"
+                case planPrice = "plan_price"
+                case billingDay = "billing_day"
+                case startDate = "start_date"
+                case endDate = "end_date"
+                case lastPaymentDate = "last_payment_date"
+                case addressLine1 = "address_line1"
+                case addressLine2 = "address_line2"
+                case city
+                case state
+                case postalCode = "postal_code"
+                case country
+                case carrier
+                case sourceCreatedAt = "source_created_at"
+                case extra
+                case outcome
+                case subscriberId = "subscriber_id"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var batchId: UUID
+            public var lineNumber: Int32
+            /// Why the row could not be read (wrong column count, invalid UTF-8); such rows are rejected.
+            public var parseError: String?
+            /// The source's id of the line (BeQuick subscription_id or external_id); becomes subscribers.external_id.
+            public var subscriberRef: String?
+            /// The source's id of the customer (BeQuick user_profile_id; the staging shape uses external_id); becomes accounts.external_id.
+            public var accountRef: String?
+            public var accountName: String?
+            public var firstName: String?
+            public var lastName: String?
+            public var email: String?
+            public var contactPhone: String?
+            public var mdn: String?
+            public var iccid: String?
+            public var imsi: String?
+            public var imei: String?
+            public var status: String?
+            public var planName: String?
+            public var planRef: String?
+            public var planPrice: String?
+            public var billingDay: String?
+            public var startDate: String?
+            public var endDate: String?
+            public var lastPaymentDate: String?
+            public var addressLine1: String?
+            public var addressLine2: String?
+            public var city: String?
+            public var state: String?
+            public var postalCode: String?
+            public var country: String?
+            public var carrier: String?
+            public var sourceCreatedAt: String?
+            public var extra: JSONValue?
+            public var outcome: Public.ImportOutcome?
+            public var subscriberId: UUID?
+
+            public init(organizationId: UUID, batchId: UUID, lineNumber: Int32, parseError: String? = nil, subscriberRef: String? = nil, accountRef: String? = nil, accountName: String? = nil, firstName: String? = nil, lastName: String? = nil, email: String? = nil, contactPhone: String? = nil, mdn: String? = nil, iccid: String? = nil, imsi: String? = nil, imei: String? = nil, status: String? = nil, planName: String? = nil, planRef: String? = nil, planPrice: String? = nil, billingDay: String? = nil, startDate: String? = nil, endDate: String? = nil, lastPaymentDate: String? = nil, addressLine1: String? = nil, addressLine2: String? = nil, city: String? = nil, state: String? = nil, postalCode: String? = nil, country: String? = nil, carrier: String? = nil, sourceCreatedAt: String? = nil, extra: JSONValue? = nil, outcome: Public.ImportOutcome? = nil, subscriberId: UUID? = nil) {
+                self.organizationId = organizationId
+                self.batchId = batchId
+                self.lineNumber = lineNumber
+                self.parseError = parseError
+                self.subscriberRef = subscriberRef
+                self.accountRef = accountRef
+                self.accountName = accountName
+                self.firstName = firstName
+                self.lastName = lastName
+                self.email = email
+                self.contactPhone = contactPhone
+                self.mdn = mdn
+                self.iccid = iccid
+                self.imsi = imsi
+                self.imei = imei
+                self.status = status
+                self.planName = planName
+                self.planRef = planRef
+                self.planPrice = planPrice
+                self.billingDay = billingDay
+                self.startDate = startDate
+                self.endDate = endDate
+                self.lastPaymentDate = lastPaymentDate
+                self.addressLine1 = addressLine1
+                self.addressLine2 = addressLine2
+                self.city = city
+                self.state = state
+                self.postalCode = postalCode
+                self.country = country
+                self.carrier = carrier
+                self.sourceCreatedAt = sourceCreatedAt
+                self.extra = extra
+                self.outcome = outcome
+                self.subscriberId = subscriberId
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case batchId = "batch_id"
+                case lineNumber = "line_number"
+                case parseError = "parse_error"
+                case subscriberRef = "subscriber_ref"
+                case accountRef = "account_ref"
+                case accountName = "account_name"
+                case firstName = "first_name"
+                case lastName = "last_name"
+                case email
+                case contactPhone = "contact_phone"
+                case mdn
+                case iccid
+                case imsi
+                case imei
+                case status
+                case planName = "plan_name"
+                case planRef = "plan_ref"
+                case planPrice = "plan_price"
+                case billingDay = "billing_day"
+                case startDate = "start_date"
+                case endDate = "end_date"
+                case lastPaymentDate = "last_payment_date"
+                case addressLine1 = "address_line1"
+                case addressLine2 = "address_line2"
+                case city
+                case state
+                case postalCode = "postal_code"
+                case country
+                case carrier
+                case sourceCreatedAt = "source_created_at"
+                case extra
+                case outcome
+                case subscriberId = "subscriber_id"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var batchId: UUID?
+            public var lineNumber: Int32?
+            /// Why the row could not be read (wrong column count, invalid UTF-8); such rows are rejected.
+            public var parseError: String?
+            /// The source's id of the line (BeQuick subscription_id or external_id); becomes subscribers.external_id.
+            public var subscriberRef: String?
+            /// The source's id of the customer (BeQuick user_profile_id; the staging shape uses external_id); becomes accounts.external_id.
+            public var accountRef: String?
+            public var accountName: String?
+            public var firstName: String?
+            public var lastName: String?
+            public var email: String?
+            public var contactPhone: String?
+            public var mdn: String?
+            public var iccid: String?
+            public var imsi: String?
+            public var imei: String?
+            public var status: String?
+            public var planName: String?
+            public var planRef: String?
+            public var planPrice: String?
+            public var billingDay: String?
+            public var startDate: String?
+            public var endDate: String?
+            public var lastPaymentDate: String?
+            public var addressLine1: String?
+            public var addressLine2: String?
+            public var city: String?
+            public var state: String?
+            public var postalCode: String?
+            public var country: String?
+            public var carrier: String?
+            public var sourceCreatedAt: String?
+            public var extra: JSONValue?
+            public var outcome: Public.ImportOutcome?
+            public var subscriberId: UUID?
+
+            public init(organizationId: UUID? = nil, batchId: UUID? = nil, lineNumber: Int32? = nil, parseError: String? = nil, subscriberRef: String? = nil, accountRef: String? = nil, accountName: String? = nil, firstName: String? = nil, lastName: String? = nil, email: String? = nil, contactPhone: String? = nil, mdn: String? = nil, iccid: String? = nil, imsi: String? = nil, imei: String? = nil, status: String? = nil, planName: String? = nil, planRef: String? = nil, planPrice: String? = nil, billingDay: String? = nil, startDate: String? = nil, endDate: String? = nil, lastPaymentDate: String? = nil, addressLine1: String? = nil, addressLine2: String? = nil, city: String? = nil, state: String? = nil, postalCode: String? = nil, country: String? = nil, carrier: String? = nil, sourceCreatedAt: String? = nil, extra: JSONValue? = nil, outcome: Public.ImportOutcome? = nil, subscriberId: UUID? = nil) {
+                self.organizationId = organizationId
+                self.batchId = batchId
+                self.lineNumber = lineNumber
+                self.parseError = parseError
+                self.subscriberRef = subscriberRef
+                self.accountRef = accountRef
+                self.accountName = accountName
+                self.firstName = firstName
+                self.lastName = lastName
+                self.email = email
+                self.contactPhone = contactPhone
+                self.mdn = mdn
+                self.iccid = iccid
+                self.imsi = imsi
+                self.imei = imei
+                self.status = status
+                self.planName = planName
+                self.planRef = planRef
+                self.planPrice = planPrice
+                self.billingDay = billingDay
+                self.startDate = startDate
+                self.endDate = endDate
+                self.lastPaymentDate = lastPaymentDate
+                self.addressLine1 = addressLine1
+                self.addressLine2 = addressLine2
+                self.city = city
+                self.state = state
+                self.postalCode = postalCode
+                self.country = country
+                self.carrier = carrier
+                self.sourceCreatedAt = sourceCreatedAt
+                self.extra = extra
+                self.outcome = outcome
+                self.subscriberId = subscriberId
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case batchId = "batch_id"
+                case lineNumber = "line_number"
+                case parseError = "parse_error"
+                case subscriberRef = "subscriber_ref"
+                case accountRef = "account_ref"
+                case accountName = "account_name"
+                case firstName = "first_name"
+                case lastName = "last_name"
+                case email
+                case contactPhone = "contact_phone"
+                case mdn
+                case iccid
+                case imsi
+                case imei
+                case status
+                case planName = "plan_name"
+                case planRef = "plan_ref"
+                case planPrice = "plan_price"
+                case billingDay = "billing_day"
+                case startDate = "start_date"
+                case endDate = "end_date"
+                case lastPaymentDate = "last_payment_date"
+                case addressLine1 = "address_line1"
+                case addressLine2 = "address_line2"
+                case city
+                case state
+                case postalCode = "postal_code"
+                case country
+                case carrier
+                case sourceCreatedAt = "source_created_at"
+                case extra
+                case outcome
+                case subscriberId = "subscriber_id"
+            }
+        }
+    }
+}
+
+extension Public {
+    /// BeQuick line states (lower case, trimmed) and common variants, mapped to Wingtel's line_status. Add a row to accept another spelling.
+    ///
+    /// - Remark: Generated from table `public.import_status_map`.
+    public enum ImportStatusMap: WingtelTable {
+        public static let qualifiedName = "public.import_status_map"
+
+        /// A row as read from `public.import_status_map`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var sourceStatus: String
+            public var lineStatus: Public.LineStatus
+            public var note: String?
+
+            public init(sourceStatus: String, lineStatus: Public.LineStatus, note: String? = nil) {
+                self.sourceStatus = sourceStatus
+                self.lineStatus = lineStatus
+                self.note = note
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case sourceStatus = "source_status"
+                case lineStatus = "line_status"
+                case note
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var sourceStatus: String
+            public var lineStatus: Public.LineStatus
+            public var note: String?
+
+            public init(sourceStatus: String, lineStatus: Public.LineStatus, note: String? = nil) {
+                self.sourceStatus = sourceStatus
+                self.lineStatus = lineStatus
+                self.note = note
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case sourceStatus = "source_status"
+                case lineStatus = "line_status"
+                case note
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var sourceStatus: String?
+            public var lineStatus: Public.LineStatus?
+            public var note: String?
+
+            public init(sourceStatus: String? = nil, lineStatus: Public.LineStatus? = nil, note: String? = nil) {
+                self.sourceStatus = sourceStatus
+                self.lineStatus = lineStatus
+                self.note = note
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case sourceStatus = "source_status"
+                case lineStatus = "line_status"
+                case note
             }
         }
     }
@@ -6857,12 +7585,172 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
+    /// Migrates a staged batch (admins), validating it first if needed: accounts, SIMs, devices, lines and plans created or updated by the source's ids; rows with blocking issues skipped; lines that disappeared since an earlier export listed in import_issues. Idempotent. Returns counts per entity.
+    ///
+    /// - Remark: Generated from `public.migrate_subscriber_data(uuid,uuid)`.
+    public struct MigrateSubscriberData: WingtelFunction {
+        public typealias Output = [Result]
+        public static let qualifiedName = "public.migrate_subscriber_data"
+        public static let returns: WingtelReturnShape = .rows
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "batch_id", sqlType: "uuid", hasDefault: false),
+        ]
+
+        public var organizationId: UUID
+        public var batchId: UUID
+
+        public init(organizationId: UUID, batchId: UUID) {
+            self.organizationId = organizationId
+            self.batchId = batchId
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case batchId = "batch_id"
+        }
+
+        /// A row of the function's result.
+        public struct Result: Codable, Sendable, Hashable {
+            public var entity: String?
+            public var created: Int64?
+            public var updated: Int64?
+            public var unchanged: Int64?
+            public var skipped: Int64?
+
+            public init(entity: String? = nil, created: Int64? = nil, updated: Int64? = nil, unchanged: Int64? = nil, skipped: Int64? = nil) {
+                self.entity = entity
+                self.created = created
+                self.updated = updated
+                self.unchanged = unchanged
+                self.skipped = skipped
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case entity
+                case created
+                case updated
+                case unchanged
+                case skipped
+            }
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Reconciliation of an import batch (the latest migrated one by default): rows in the file = migrated + skipped + rejected (row "rows/all", last column 0 when it adds up); per entity, status and plan the counts in the file, migrated, skipped and in Wingtel; the issues by kind.
+    ///
+    /// - Remark: Generated from `public.migration_summary_report(uuid,uuid)`.
+    public struct MigrationSummaryReport: WingtelFunction {
+        public typealias Output = [Result]
+        public static let qualifiedName = "public.migration_summary_report"
+        public static let returns: WingtelReturnShape = .rows
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "batch_id", sqlType: "uuid", hasDefault: true),
+        ]
+
+        public var organizationId: UUID
+        public var batchId: UUID?
+
+        public init(organizationId: UUID, batchId: UUID? = nil) {
+            self.organizationId = organizationId
+            self.batchId = batchId
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case batchId = "batch_id"
+        }
+
+        /// A row of the function's result.
+        public struct Result: Codable, Sendable, Hashable {
+            public var section: String?
+            public var item: String?
+            public var inFile: Int64?
+            public var migrated: Int64?
+            public var skipped: Int64?
+            public var rejected: Int64?
+            public var inWingtel: Int64?
+
+            public init(section: String? = nil, item: String? = nil, inFile: Int64? = nil, migrated: Int64? = nil, skipped: Int64? = nil, rejected: Int64? = nil, inWingtel: Int64? = nil) {
+                self.section = section
+                self.item = item
+                self.inFile = inFile
+                self.migrated = migrated
+                self.skipped = skipped
+                self.rejected = rejected
+                self.inWingtel = inWingtel
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case section
+                case item
+                case inFile = "in_file"
+                case migrated
+                case skipped
+                case rejected
+                case inWingtel = "in_wingtel"
+            }
+        }
+    }
+}
+
+extension Public.Functions {
     /// E.164 form of a phone number written as 10-digit NANP (BeQuick MDNs), 1+10 digits or +E.164 with punctuation; null when it is not a valid number.
     ///
     /// - Remark: Generated from `public.normalize_mdn(text)`.
     public struct NormalizeMdn: WingtelFunction {
         public typealias Output = String?
         public static let qualifiedName = "public.normalize_mdn"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "raw", sqlType: "text", hasDefault: false),
+        ]
+
+        public var raw: String
+
+        public init(raw: String) {
+            self.raw = raw
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case raw
+        }
+    }
+}
+
+extension Public.Functions {
+    /// A price in dollars (45, 45.00, $45.00, 1,045.50, 45.00 USD) as integer cents; null when it is not a price.
+    ///
+    /// - Remark: Generated from `public.parse_import_cents(text)`.
+    public struct ParseImportCents: WingtelFunction {
+        public typealias Output = Int64?
+        public static let qualifiedName = "public.parse_import_cents"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "raw", sqlType: "text", hasDefault: false),
+        ]
+
+        public var raw: String
+
+        public init(raw: String) {
+            self.raw = raw
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case raw
+        }
+    }
+}
+
+extension Public.Functions {
+    /// A date as BeQuick exports write it: 2026-03-01 (with or without a time), 03/01/2026 and 3/1/26 (US order), 20260301, 01-Mar-2026, Mar 1, 2026. Null when it is none of these or not a real day.
+    ///
+    /// - Remark: Generated from `public.parse_import_date(text)`.
+    public struct ParseImportDate: WingtelFunction {
+        public typealias Output = WingtelDate?
+        public static let qualifiedName = "public.parse_import_date"
         public static let returns: WingtelReturnShape = .single
         public static let arguments: [WingtelArgument] = [
             WingtelArgument(name: "raw", sqlType: "text", hasDefault: false),
@@ -7761,6 +8649,56 @@ extension Public.Functions {
         public enum CodingKeys: String, CodingKey {
             case organizationId = "organization_id"
             case userId = "user_id"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Checks a staged import batch (admins): writes every problem to import_issues with its line number and returns one row per kind of problem with its count and up to five samples. Blocking problems keep the row from being migrated. Repeatable.
+    ///
+    /// - Remark: Generated from `public.validate_import_data(uuid,uuid)`.
+    public struct ValidateImportData: WingtelFunction {
+        public typealias Output = [Result]
+        public static let qualifiedName = "public.validate_import_data"
+        public static let returns: WingtelReturnShape = .rows
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "batch_id", sqlType: "uuid", hasDefault: false),
+        ]
+
+        public var organizationId: UUID
+        public var batchId: UUID
+
+        public init(organizationId: UUID, batchId: UUID) {
+            self.organizationId = organizationId
+            self.batchId = batchId
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case batchId = "batch_id"
+        }
+
+        /// A row of the function's result.
+        public struct Result: Codable, Sendable, Hashable {
+            public var validationType: String?
+            public var severity: Public.ImportSeverity?
+            public var issueCount: Int64?
+            public var sampleIssues: JSONValue?
+
+            public init(validationType: String? = nil, severity: Public.ImportSeverity? = nil, issueCount: Int64? = nil, sampleIssues: JSONValue? = nil) {
+                self.validationType = validationType
+                self.severity = severity
+                self.issueCount = issueCount
+                self.sampleIssues = sampleIssues
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case validationType = "validation_type"
+                case severity
+                case issueCount = "issue_count"
+                case sampleIssues = "sample_issues"
+            }
         }
     }
 }
