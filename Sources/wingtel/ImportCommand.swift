@@ -75,7 +75,8 @@ struct ImportBeQuickCommand: AsyncParsableCommand {
         let rate = Double(result.rows) / max(result.seconds, 0.001)
         print(String(format: "%@ in %.2f s (%.0f rows/s).", result.dryRun ? "Dry run rolled back" : "Done", result.seconds, rate))
         if result.blockingIssues > 0 && !result.dryRun {
-            let consequence = result.migration == nil ? "those rows will not be migrated until they are fixed" : "those rows were not migrated"
+            let consequence =
+                result.migration == nil ? "those rows will not be migrated until they are fixed" : "those rows were not migrated"
             note(
                 "\(result.blockingIssues) blocking issues: \(consequence). List them with: psql \"$(wingtel db url)\" -c \"select line_number, issue_type, message from import_issues where batch_id = '\(result.batchID)' and severity = 'blocking' order by line_number\"; fix the file and import it again."
             )
