@@ -35,8 +35,13 @@ struct SeedDemoCommand: AsyncParsableCommand {
         let options = DemoGenerator.Options(
             slug: org, subscribers: subscribers, months: months, seed: seed, asOf: day, billing: !noBilling)
         let summary: DemoGenerator.Summary
+        let started = ContinuousClock.now
+        @Sendable func timed(_ line: String) {
+            let elapsed = ContinuousClock.now - started
+            note(String(format: "[%6.1f s] ", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) + line)
+        }
         do {
-            summary = try await DemoGenerator(options: options, logger: commandLogger).run(settings, progress: note)
+            summary = try await DemoGenerator(options: options, logger: commandLogger).run(settings, progress: timed)
         } catch DemoGenerator.DemoError.exists(let slug) where ifMissing {
             note("The demo organization \(slug) is already loaded.")
             return
