@@ -3,34 +3,48 @@
 
 create or replace function public.parse_import_date(raw text)
 returns date
-language sql
+language plpgsql
 immutable
+strict
 parallel safe
 set search_path = ''
 as $$
-  select case
-    when p.y between 1900 and 2100 and p.m between 1 and 12 and p.d between 1 and
-      case when p.m = 2 then case when (p.y % 4 = 0 and p.y % 100 <> 0) or p.y % 400 = 0 then 29 else 28 end
-           when p.m in (4, 6, 9, 11) then 30 else 31 end
-    then make_date(p.y, p.m, p.d)
-  end
-  from (
-    select case when parts.yy < 100 then parts.yy + case when parts.yy < 70 then 2000 else 1900 end else parts.yy end as y,
-           parts.m, parts.d
-    from (
-      select
-        coalesce(iso[1], us[3], compact[1], dmy[3], mdy[3])::int as yy,
-        coalesce(iso[2]::int, us[1]::int, compact[2]::int,
-                 array_position(array['jan','feb','mar','apr','may','jun','jul','aug','sep','oct','nov','dec'], lower(coalesce(dmy[2], mdy[1])))) as m,
-        coalesce(iso[3], us[2], compact[3], dmy[1], mdy[2])::int as d
-      from (select btrim(raw) as s) as t,
-        lateral (select regexp_match(t.s, '^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T].*)?$') as iso,
-                        regexp_match(t.s, '^(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})(?: .*)?$') as us,
-                        regexp_match(t.s, '^(\d{4})(\d{2})(\d{2})$') as compact,
-                        regexp_match(t.s, '^(\d{1,2})[- ]([A-Za-z]{3})[- ](\d{4})$') as dmy,
-                        regexp_match(t.s, '^([A-Za-z]{3})[A-Za-z]*\.? (\d{1,2}),? (\d{4})$') as mdy) as r
-    ) as parts
-  ) as p
+declare
+  s text := btrim(raw);
+  parts text[];
+  y integer;
+  m integer;
+  d integer;
+begin
+  if s ~ '^\d{4}-\d{1,2}-\d{1,2}([ T].*)?$' then
+    parts := regexp_match(s, '^(\d{4})-(\d{1,2})-(\d{1,2})');
+    y := parts[1]::int; m := parts[2]::int; d := parts[3]::int;
+  elsif s ~ '^\d{1,2}/\d{1,2}/(\d{4}|\d{2})( .*)?$' then
+    parts := regexp_match(s, '^(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})');
+    m := parts[1]::int; d := parts[2]::int; y := parts[3]::int;
+    if length(parts[3]) = 2 then
+      y := y + case when y < 70 then 2000 else 1900 end;
+    end if;
+  elsif s ~ '^\d{8}$' then
+    y := substr(s, 1, 4)::int; m := substr(s, 5, 2)::int; d := substr(s, 7, 2)::int;
+  elsif s ~ '^\d{1,2}[- ][A-Za-z]{3}[- ]\d{4}$' then
+    parts := regexp_match(s, '^(\d{1,2})[- ]([A-Za-z]{3})[- ](\d{4})$');
+    d := parts[1]::int; m := array_position(array['jan','feb','mar','apr','may','jun','jul','aug','sep','oct','nov','dec'], lower(parts[2]));
+    y := parts[3]::int;
+  elsif s ~ '^[A-Za-z]{3}[A-Za-z]*\.? \d{1,2},? \d{4}$' then
+    parts := regexp_match(s, '^([A-Za-z]{3})[A-Za-z]*\.? (\d{1,2}),? (\d{4})$');
+    m := array_position(array['jan','feb','mar','apr','may','jun','jul','aug','sep','oct','nov','dec'], lower(parts[1]));
+    d := parts[2]::int; y := parts[3]::int;
+  else
+    return null;
+  end if;
+  if y between 1900 and 2100 and m between 1 and 12 and d between 1 and
+     (case when m = 2 then (case when (y % 4 = 0 and y % 100 <> 0) or y % 400 = 0 then 29 else 28 end)
+           when m in (4, 6, 9, 11) then 30 else 31 end) then
+    return make_date(y, m, d);
+  end if;
+  return null;
+end;
 $$;
 comment on function public.parse_import_date(text) is 'A date as BeQuick exports write it: 2026-03-01 (with or without a time), 03/01/2026 and 3/1/26 (US order), 20260301, 01-Mar-2026, Mar 1, 2026. Null when it is none of these or not a real day.';
 

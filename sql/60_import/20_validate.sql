@@ -22,6 +22,17 @@ begin
     drop table pg_temp.import_norm;
   end if;
   select o.time_zone into zone from public.organizations o where o.id = org;
+  -- The batch was just copied in: without fresh statistics every join below is planned for one row.
+  analyze public.import_rows;
+  -- Dates repeat (a few thousand days in a million rows): each distinct text is read once.
+  drop table if exists pg_temp.import_dates;
+  create temp table import_dates on commit drop as
+  select v.raw, public.parse_import_date(v.raw) as day
+  from (select nullif(btrim(r.start_date), '') as raw from public.import_rows r where r.organization_id = org and r.batch_id = batch
+        union select nullif(btrim(r.end_date), '') from public.import_rows r where r.organization_id = org and r.batch_id = batch
+        union select nullif(btrim(r.source_created_at), '') from public.import_rows r where r.organization_id = org and r.batch_id = batch) v
+  where v.raw is not null;
+  analyze pg_temp.import_dates;
 
   create temp table import_norm on commit drop as
   select r.batch_id, r.line_number,
@@ -44,9 +55,9 @@ begin
     nullif(btrim(r.plan_price), '') as plan_price_raw,
     public.parse_import_cents(nullif(btrim(r.plan_price), '')) as price_cents,
     nullif(btrim(r.billing_day), '') as billing_day_raw,
-    nullif(btrim(r.start_date), '') as start_raw, public.parse_import_date(nullif(btrim(r.start_date), '')) as start_date,
-    nullif(btrim(r.end_date), '') as end_raw, public.parse_import_date(nullif(btrim(r.end_date), '')) as end_date,
-    nullif(btrim(r.source_created_at), '') as created_raw, public.parse_import_date(nullif(btrim(r.source_created_at), '')) as created_date,
+    nullif(btrim(r.start_date), '') as start_raw, ds.day as start_date,
+    nullif(btrim(r.end_date), '') as end_raw, de.day as end_date,
+    nullif(btrim(r.source_created_at), '') as created_raw, dc.day as created_date,
     nullif(btrim(r.address_line1), '') as address_line1, nullif(btrim(r.address_line2), '') as address_line2,
     nullif(btrim(r.city), '') as city, nullif(upper(btrim(r.state)), '') as state,
     nullif(btrim(r.postal_code), '') as postal_code,
@@ -55,6 +66,9 @@ begin
     zone as time_zone
   from public.import_rows r
   left join public.import_status_map m on m.source_status = lower(btrim(r.status))
+  left join pg_temp.import_dates ds on ds.raw = nullif(btrim(r.start_date), '')
+  left join pg_temp.import_dates de on de.raw = nullif(btrim(r.end_date), '')
+  left join pg_temp.import_dates dc on dc.raw = nullif(btrim(r.source_created_at), '')
   left join lateral (
     select pl.id, pl.price_cents, pl.carrier_rate_plan_id from public.plans pl
     where pl.organization_id = org

@@ -78,6 +78,7 @@ begin
   )
   select count(*) filter (where inserted), count(*) filter (where not inserted), (select count(*) from src)
   into acc_created, acc_updated, acc_total from kept;
+  analyze pg_temp.import_accounts;
 
   -- SIMs: a live row's SIM wins over a cancelled row's for the same ICCID.
   with src as (
@@ -144,6 +145,7 @@ begin
   left join upserted u on u.external_id = k.subscriber_ref
   left join public.subscribers s on u.id is null and s.organization_id = org and s.external_id = k.subscriber_ref;
   -- (A line the upsert left alone is not in `upserted`; the second join finds it.)
+  analyze pg_temp.import_lines;
   select count(*) filter (where l.inserted), count(*) filter (where l.changed and not l.inserted), count(*)
   into sub_created, sub_updated, sub_total from pg_temp.import_lines l;
 
@@ -159,6 +161,7 @@ begin
     select s.id, s.plan_id, s.effective from public.subscriptions s
     where s.organization_id = org and s.subscriber_id = l.subscriber_id
     order by lower(s.effective) desc limit 1) t on true;
+  analyze pg_temp.import_plans;
 
   -- Close the open period when the plan changed (now, or when the line ended) or the line ended.
   with closed as (
@@ -199,20 +202,21 @@ begin
   from pg_temp.import_lines l join pg_temp.import_ok k on k.line_number = l.line_number
   where l.inserted;
 
-  -- What became of each row.
+  -- What became of each row: a line counts as updated when its account changed too.
+  update pg_temp.import_lines l set changed = true
+  from public.subscribers s
+  where s.organization_id = org and s.id = l.subscriber_id and not l.changed
+    and s.account_id in (select a.account_id from pg_temp.import_accounts a);
+  analyze pg_temp.import_lines;
   update public.import_rows r
-  set outcome = case
-        when r.parse_error is not null then 'rejected'
-        when l.line_number is null then 'skipped'
-        when l.inserted then 'created'
-        when l.changed or exists (select 1 from pg_temp.import_accounts a where a.account_id = s.account_id) then 'updated'
-        else 'unchanged' end::public.import_outcome,
+  set outcome = case when l.inserted then 'created' when l.changed then 'updated' else 'unchanged' end::public.import_outcome,
       subscriber_id = l.subscriber_id
-  from public.import_rows r2
-  left join pg_temp.import_lines l on l.line_number = r2.line_number
-  left join public.subscribers s on s.organization_id = org and s.id = l.subscriber_id
+  from pg_temp.import_lines l
+  where r.organization_id = org and r.batch_id = batch and r.line_number = l.line_number;
+  update public.import_rows r
+  set outcome = case when r.parse_error is not null then 'rejected' else 'skipped' end::public.import_outcome, subscriber_id = null
   where r.organization_id = org and r.batch_id = batch
-    and r2.organization_id = r.organization_id and r2.batch_id = r.batch_id and r2.line_number = r.line_number;
+    and not exists (select 1 from pg_temp.import_lines l where l.line_number = r.line_number);
 
   -- Lines migrated by an earlier batch that this export no longer has: listed, not changed.
   insert into public.import_issues (organization_id, batch_id, line_number, issue_type, severity, column_name, value, message, subscriber_id)

@@ -1,39 +1,155 @@
 -- Compiled by `wingtel db sync` from the definitions in sql/. Edit those files, not this one.
 
--- >>> sql/60_import/10_parsing.sql (sha256 65ab0d4c99a7d9fb4ca226cdf2452454d41bc5ee1592b5aa5d569418c8a869c0)
+-- >>> sql/20_domain/10_identifiers.sql (sha256 316fd9cfddcbee329bea850487750db44417399b7d2d160293ec0ab8726bbdc5)
+-- Identifier checks, used by the validation triggers, the BeQuick import and analysts.
+
+create or replace function public.luhn_valid(digits text)
+returns boolean
+language plpgsql
+immutable
+strict
+parallel safe
+set search_path = ''
+as $$
+-- A loop over the characters: six times faster than a set-based sum over generate_series,
+-- and it runs for every SIM and device written (bulk loads write millions).
+declare
+  total integer := 0;
+  n integer := length(digits);
+  d integer;
+begin
+  if digits !~ '^[0-9]+$' then
+    return false;
+  end if;
+  for i in 1 .. n loop
+    d := ascii(substr(digits, n - i + 1, 1)) - 48;
+    if i % 2 = 0 then
+      d := d * 2;
+      if d > 9 then
+        d := d - 9;
+      end if;
+    end if;
+    total := total + d;
+  end loop;
+  return total % 10 = 0;
+end;
+$$;
+comment on function public.luhn_valid(text) is 'True when a digit string passes the Luhn (mod 10) check.';
+
+create or replace function public.is_valid_iccid(iccid text)
+returns boolean
+language sql
+immutable
+strict
+parallel safe
+set search_path = ''
+as $$
+  select iccid ~ '^89[0-9]{17,18}$' and public.luhn_valid(iccid)
+$$;
+comment on function public.is_valid_iccid(text) is 'ICCID: 19 or 20 digits starting 89 (telecom), Luhn check digit over the whole string.';
+
+create or replace function public.is_valid_imei(imei text)
+returns boolean
+language sql
+immutable
+strict
+parallel safe
+set search_path = ''
+as $$
+  select imei ~ '^[0-9]{15}$' and public.luhn_valid(imei)
+$$;
+comment on function public.is_valid_imei(text) is 'IMEI: 15 digits with a Luhn check digit.';
+
+create or replace function public.is_valid_mdn(mdn text)
+returns boolean
+language sql
+immutable
+strict
+parallel safe
+set search_path = ''
+as $$
+  select case
+    when mdn ~ '^\+1' then
+      -- NANP: +1 NPA NXX XXXX; N = 2-9; no N11 area codes or exchanges; N9X area codes are unassigned.
+      mdn ~ '^\+1[2-9][0-9]{2}[2-9][0-9]{6}$'
+      and substr(mdn, 4, 2) <> '11'   -- N11 area code
+      and substr(mdn, 4, 1) <> '9'    -- N9X area code
+      and substr(mdn, 7, 2) <> '11'   -- N11 exchange
+    else mdn ~ '^\+[2-9][0-9]{7,14}$'
+  end
+$$;
+comment on function public.is_valid_mdn(text) is 'A line number in E.164; +1 numbers must also be valid NANP numbers (NPA and NXX start 2–9, no N11, no N9X area code).';
+
+create or replace function public.normalize_mdn(raw text)
+returns text
+language sql
+immutable
+strict
+parallel safe
+set search_path = ''
+as $$
+  select case
+    when digits ~ '^[0-9]{10}$' and public.is_valid_mdn('+1' || digits) then '+1' || digits
+    when digits ~ '^1[0-9]{10}$' and public.is_valid_mdn('+' || digits) then '+' || digits
+    when raw ~ '^\+' and public.is_valid_mdn('+' || digits) then '+' || digits
+  end
+  from (select regexp_replace(raw, '[^0-9]', '', 'g') as digits) as d
+$$;
+comment on function public.normalize_mdn(text) is 'E.164 form of a phone number written as 10-digit NANP (BeQuick MDNs), 1+10 digits or +E.164 with punctuation; null when it is not a valid number.';
+
+revoke all on function public.luhn_valid(text), public.is_valid_iccid(text), public.is_valid_imei(text),
+  public.is_valid_mdn(text), public.normalize_mdn(text) from public;
+grant execute on function public.luhn_valid(text), public.is_valid_iccid(text), public.is_valid_imei(text),
+  public.is_valid_mdn(text), public.normalize_mdn(text) to authenticated, service_role;
+
+-- >>> sql/60_import/10_parsing.sql (sha256 42547280f0f7051d57a7606682c0a2d03f87c8cf3c09e7a97e7c2feb2d0c7ff8)
 -- Reading BeQuick values: dates in the formats exports use, prices, carriers, countries.
 -- Each returns null for what it cannot read, so validation can report it with the row.
 
 create or replace function public.parse_import_date(raw text)
 returns date
-language sql
+language plpgsql
 immutable
+strict
 parallel safe
 set search_path = ''
 as $$
-  select case
-    when p.y between 1900 and 2100 and p.m between 1 and 12 and p.d between 1 and
-      case when p.m = 2 then case when (p.y % 4 = 0 and p.y % 100 <> 0) or p.y % 400 = 0 then 29 else 28 end
-           when p.m in (4, 6, 9, 11) then 30 else 31 end
-    then make_date(p.y, p.m, p.d)
-  end
-  from (
-    select case when parts.yy < 100 then parts.yy + case when parts.yy < 70 then 2000 else 1900 end else parts.yy end as y,
-           parts.m, parts.d
-    from (
-      select
-        coalesce(iso[1], us[3], compact[1], dmy[3], mdy[3])::int as yy,
-        coalesce(iso[2]::int, us[1]::int, compact[2]::int,
-                 array_position(array['jan','feb','mar','apr','may','jun','jul','aug','sep','oct','nov','dec'], lower(coalesce(dmy[2], mdy[1])))) as m,
-        coalesce(iso[3], us[2], compact[3], dmy[1], mdy[2])::int as d
-      from (select btrim(raw) as s) as t,
-        lateral (select regexp_match(t.s, '^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T].*)?$') as iso,
-                        regexp_match(t.s, '^(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})(?: .*)?$') as us,
-                        regexp_match(t.s, '^(\d{4})(\d{2})(\d{2})$') as compact,
-                        regexp_match(t.s, '^(\d{1,2})[- ]([A-Za-z]{3})[- ](\d{4})$') as dmy,
-                        regexp_match(t.s, '^([A-Za-z]{3})[A-Za-z]*\.? (\d{1,2}),? (\d{4})$') as mdy) as r
-    ) as parts
-  ) as p
+declare
+  s text := btrim(raw);
+  parts text[];
+  y integer;
+  m integer;
+  d integer;
+begin
+  if s ~ '^\d{4}-\d{1,2}-\d{1,2}([ T].*)?$' then
+    parts := regexp_match(s, '^(\d{4})-(\d{1,2})-(\d{1,2})');
+    y := parts[1]::int; m := parts[2]::int; d := parts[3]::int;
+  elsif s ~ '^\d{1,2}/\d{1,2}/(\d{4}|\d{2})( .*)?$' then
+    parts := regexp_match(s, '^(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})');
+    m := parts[1]::int; d := parts[2]::int; y := parts[3]::int;
+    if length(parts[3]) = 2 then
+      y := y + case when y < 70 then 2000 else 1900 end;
+    end if;
+  elsif s ~ '^\d{8}$' then
+    y := substr(s, 1, 4)::int; m := substr(s, 5, 2)::int; d := substr(s, 7, 2)::int;
+  elsif s ~ '^\d{1,2}[- ][A-Za-z]{3}[- ]\d{4}$' then
+    parts := regexp_match(s, '^(\d{1,2})[- ]([A-Za-z]{3})[- ](\d{4})$');
+    d := parts[1]::int; m := array_position(array['jan','feb','mar','apr','may','jun','jul','aug','sep','oct','nov','dec'], lower(parts[2]));
+    y := parts[3]::int;
+  elsif s ~ '^[A-Za-z]{3}[A-Za-z]*\.? \d{1,2},? \d{4}$' then
+    parts := regexp_match(s, '^([A-Za-z]{3})[A-Za-z]*\.? (\d{1,2}),? (\d{4})$');
+    m := array_position(array['jan','feb','mar','apr','may','jun','jul','aug','sep','oct','nov','dec'], lower(parts[1]));
+    d := parts[2]::int; y := parts[3]::int;
+  else
+    return null;
+  end if;
+  if y between 1900 and 2100 and m between 1 and 12 and d between 1 and
+     (case when m = 2 then (case when (y % 4 = 0 and y % 100 <> 0) or y % 400 = 0 then 29 else 28 end)
+           when m in (4, 6, 9, 11) then 30 else 31 end) then
+    return make_date(y, m, d);
+  end if;
+  return null;
+end;
 $$;
 comment on function public.parse_import_date(text) is 'A date as BeQuick exports write it: 2026-03-01 (with or without a time), 03/01/2026 and 3/1/26 (US order), 20260301, 01-Mar-2026, Mar 1, 2026. Null when it is none of these or not a real day.';
 
@@ -86,7 +202,7 @@ revoke all on function public.parse_import_date(text), public.parse_import_cents
 grant execute on function public.parse_import_date(text), public.parse_import_cents(text) to authenticated, service_role;
 revoke all on function private.import_carrier_key(text), private.import_country(text) from public;
 
--- >>> sql/60_import/20_validate.sql (sha256 66f164f90402c091255dce3fb17fac455e60a4586ac54ab89bee4b534ee57146)
+-- >>> sql/60_import/20_validate.sql (sha256 582cc0f90705dab27ec52d86bab2eb305b71bdf25db45a0ceff8fa930dd49f63)
 -- Validation of a staged batch, set-based: one pass builds the normalized rows (numbers in
 -- E.164, states mapped, plans and carriers resolved), then each check is one statement that
 -- writes its findings to import_issues with the row's line number. Running it again replaces
@@ -111,6 +227,17 @@ begin
     drop table pg_temp.import_norm;
   end if;
   select o.time_zone into zone from public.organizations o where o.id = org;
+  -- The batch was just copied in: without fresh statistics every join below is planned for one row.
+  analyze public.import_rows;
+  -- Dates repeat (a few thousand days in a million rows): each distinct text is read once.
+  drop table if exists pg_temp.import_dates;
+  create temp table import_dates on commit drop as
+  select v.raw, public.parse_import_date(v.raw) as day
+  from (select nullif(btrim(r.start_date), '') as raw from public.import_rows r where r.organization_id = org and r.batch_id = batch
+        union select nullif(btrim(r.end_date), '') from public.import_rows r where r.organization_id = org and r.batch_id = batch
+        union select nullif(btrim(r.source_created_at), '') from public.import_rows r where r.organization_id = org and r.batch_id = batch) v
+  where v.raw is not null;
+  analyze pg_temp.import_dates;
 
   create temp table import_norm on commit drop as
   select r.batch_id, r.line_number,
@@ -133,9 +260,9 @@ begin
     nullif(btrim(r.plan_price), '') as plan_price_raw,
     public.parse_import_cents(nullif(btrim(r.plan_price), '')) as price_cents,
     nullif(btrim(r.billing_day), '') as billing_day_raw,
-    nullif(btrim(r.start_date), '') as start_raw, public.parse_import_date(nullif(btrim(r.start_date), '')) as start_date,
-    nullif(btrim(r.end_date), '') as end_raw, public.parse_import_date(nullif(btrim(r.end_date), '')) as end_date,
-    nullif(btrim(r.source_created_at), '') as created_raw, public.parse_import_date(nullif(btrim(r.source_created_at), '')) as created_date,
+    nullif(btrim(r.start_date), '') as start_raw, ds.day as start_date,
+    nullif(btrim(r.end_date), '') as end_raw, de.day as end_date,
+    nullif(btrim(r.source_created_at), '') as created_raw, dc.day as created_date,
     nullif(btrim(r.address_line1), '') as address_line1, nullif(btrim(r.address_line2), '') as address_line2,
     nullif(btrim(r.city), '') as city, nullif(upper(btrim(r.state)), '') as state,
     nullif(btrim(r.postal_code), '') as postal_code,
@@ -144,6 +271,9 @@ begin
     zone as time_zone
   from public.import_rows r
   left join public.import_status_map m on m.source_status = lower(btrim(r.status))
+  left join pg_temp.import_dates ds on ds.raw = nullif(btrim(r.start_date), '')
+  left join pg_temp.import_dates de on de.raw = nullif(btrim(r.end_date), '')
+  left join pg_temp.import_dates dc on dc.raw = nullif(btrim(r.source_created_at), '')
   left join lateral (
     select pl.id, pl.price_cents, pl.carrier_rate_plan_id from public.plans pl
     where pl.organization_id = org
@@ -317,7 +447,7 @@ comment on function public.validate_import_data(uuid, uuid) is 'Checks a staged 
 revoke all on function public.validate_import_data(uuid, uuid) from public, anon;
 grant execute on function public.validate_import_data(uuid, uuid) to authenticated, service_role;
 
--- >>> sql/60_import/30_migrate.sql (sha256 d54bbb6730f2a146195b613eb205a225c399d7dd6ff27c0f43a8aa31b6a6b5f2)
+-- >>> sql/60_import/30_migrate.sql (sha256 16022e2d6eb9a64c95f21c92fcf7c5bd1c0804053b60e191ef8e7dee13c8b1e1)
 -- Migration of a validated batch, set-based and in the caller's transaction: accounts, SIMs,
 -- devices, lines and their plans are created or updated by the source's ids (external_id),
 -- through the same triggers and constraints as everything else. A row with a blocking issue
@@ -398,6 +528,7 @@ begin
   )
   select count(*) filter (where inserted), count(*) filter (where not inserted), (select count(*) from src)
   into acc_created, acc_updated, acc_total from kept;
+  analyze pg_temp.import_accounts;
 
   -- SIMs: a live row's SIM wins over a cancelled row's for the same ICCID.
   with src as (
@@ -464,6 +595,7 @@ begin
   left join upserted u on u.external_id = k.subscriber_ref
   left join public.subscribers s on u.id is null and s.organization_id = org and s.external_id = k.subscriber_ref;
   -- (A line the upsert left alone is not in `upserted`; the second join finds it.)
+  analyze pg_temp.import_lines;
   select count(*) filter (where l.inserted), count(*) filter (where l.changed and not l.inserted), count(*)
   into sub_created, sub_updated, sub_total from pg_temp.import_lines l;
 
@@ -479,6 +611,7 @@ begin
     select s.id, s.plan_id, s.effective from public.subscriptions s
     where s.organization_id = org and s.subscriber_id = l.subscriber_id
     order by lower(s.effective) desc limit 1) t on true;
+  analyze pg_temp.import_plans;
 
   -- Close the open period when the plan changed (now, or when the line ended) or the line ended.
   with closed as (
@@ -519,20 +652,21 @@ begin
   from pg_temp.import_lines l join pg_temp.import_ok k on k.line_number = l.line_number
   where l.inserted;
 
-  -- What became of each row.
+  -- What became of each row: a line counts as updated when its account changed too.
+  update pg_temp.import_lines l set changed = true
+  from public.subscribers s
+  where s.organization_id = org and s.id = l.subscriber_id and not l.changed
+    and s.account_id in (select a.account_id from pg_temp.import_accounts a);
+  analyze pg_temp.import_lines;
   update public.import_rows r
-  set outcome = case
-        when r.parse_error is not null then 'rejected'
-        when l.line_number is null then 'skipped'
-        when l.inserted then 'created'
-        when l.changed or exists (select 1 from pg_temp.import_accounts a where a.account_id = s.account_id) then 'updated'
-        else 'unchanged' end::public.import_outcome,
+  set outcome = case when l.inserted then 'created' when l.changed then 'updated' else 'unchanged' end::public.import_outcome,
       subscriber_id = l.subscriber_id
-  from public.import_rows r2
-  left join pg_temp.import_lines l on l.line_number = r2.line_number
-  left join public.subscribers s on s.organization_id = org and s.id = l.subscriber_id
+  from pg_temp.import_lines l
+  where r.organization_id = org and r.batch_id = batch and r.line_number = l.line_number;
+  update public.import_rows r
+  set outcome = case when r.parse_error is not null then 'rejected' else 'skipped' end::public.import_outcome, subscriber_id = null
   where r.organization_id = org and r.batch_id = batch
-    and r2.organization_id = r.organization_id and r2.batch_id = r.batch_id and r2.line_number = r.line_number;
+    and not exists (select 1 from pg_temp.import_lines l where l.line_number = r.line_number);
 
   -- Lines migrated by an earlier batch that this export no longer has: listed, not changed.
   insert into public.import_issues (organization_id, batch_id, line_number, issue_type, severity, column_name, value, message, subscriber_id)
