@@ -240,3 +240,16 @@ cross join lateral (values
 insert into public.sms_opt_outs (organization_id, phone_number, keyword, opted_out_at)
 values ('10000000-0000-4000-8000-00000000000a', '+13125550177', 'STOP', '2026-03-04 12:00:00+00'),
        ('10000000-0000-4000-8000-00000000000b', '+13125550178', 'STOP', '2026-03-04 12:00:00+00');
+
+-- A staged BeQuick import in each organization (one row, one issue), so that row-level
+-- security on the import tables is tested like every other tenant table.
+insert into public.import_batches (organization_id, id, shape, file_name, file_sha256, row_count, imported_by)
+select o, ('b9000000-0000-4000-8000-00000000000' || k)::uuid, 'staging', 'seed-export.csv', repeat(k, 64), 1, 'supabase/seed.sql'
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as t (o, k);
+insert into public.import_rows (organization_id, batch_id, line_number, subscriber_ref, first_name, last_name, mdn, status, plan_name)
+select o, ('b9000000-0000-4000-8000-00000000000' || k)::uuid, 2, 'BQ-SEED-' || k, 'Seed', 'Customer', '3125550199', 'zombie', '5 GB'
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as t (o, k);
+insert into public.import_issues (organization_id, batch_id, line_number, issue_type, severity, column_name, value, message)
+select o, ('b9000000-0000-4000-8000-00000000000' || k)::uuid, 2, 'unknown_status', 'blocking', 'status', 'zombie',
+  'status "zombie" is not a known BeQuick line state'
+from (values ('10000000-0000-4000-8000-00000000000a'::uuid, 'a'), ('10000000-0000-4000-8000-00000000000b'::uuid, 'b')) as t (o, k);

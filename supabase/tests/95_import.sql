@@ -32,7 +32,7 @@ select throws_ok($$ select * from public.migrate_subscriber_data('10000000-0000-
   '42501', null, 'an agent cannot migrate');
 reset role;
 select pg_temp.act_as('b0000000-0000-4000-8000-000000000002');
-select is((select count(*) from public.import_batches), 0::bigint, 'another organization''s admin sees nothing');
+select is((select count(*) from public.import_batches where organization_id = '10000000-0000-4000-8000-00000000000a'), 0::bigint, 'another organization''s admin sees nothing of it');
 select throws_ok($$ select * from public.validate_import_data('10000000-0000-4000-8000-00000000000a', 'b7000000-0000-4000-8000-00000000000a') $$,
   '42501', null, 'nor can it validate the batch');
 reset role;
