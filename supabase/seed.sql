@@ -217,6 +217,23 @@ select public.record_payment('10000000-0000-4000-8000-00000000000b', 'ac000000-0
                              'ach', 'zift', 'zift-seed-1', true, null, null, timestamptz '2026-03-01 09:00:00+00');
 select public.run_dunning('10000000-0000-4000-8000-00000000000b', timestamptz '2026-03-14 12:00:00+00');
 
+-- Autopay: each organization's first account has a saved card (A with Stripe, B with Zift) and
+-- one charge of it that succeeded: the payment recorded above. Autopay itself stays off, so the
+-- scheduler queues nothing for the seed.
+insert into public.payment_methods (organization_id, id, account_id, provider, token, provider_customer_id, brand, last4, exp_month, exp_year, is_default)
+values ('10000000-0000-4000-8000-00000000000a', '9a000000-0000-4000-8000-00000000000a', 'ac000000-0000-4000-8000-00000000000a', 'stripe',
+        'pm_seedVisa4242', 'cus_seedAcme', 'visa', '4242', 12, 2030, true),
+       ('10000000-0000-4000-8000-00000000000b', '9a000000-0000-4000-8000-00000000000b', 'ac000000-0000-4000-8000-00000000000b', 'zift',
+        'zift-tok-seed-b', null, 'mastercard', '4444', 6, 2029, true);
+insert into public.payment_charges (organization_id, id, account_id, invoice_id, payment_method_id, provider, origin, amount_cents, currency,
+                                    idempotency_key, status, sends, provider_payment_id, payment_id, finished_at, created_at)
+select p.organization_id, ('9c000000-0000-4000-8000-00000000000' || right(p.organization_id::text, 1))::uuid, p.account_id, i.id,
+       ('9a000000-0000-4000-8000-00000000000' || right(p.organization_id::text, 1))::uuid, p.provider, 'staff', p.amount_cents, p.currency,
+       'seed-charge-' || right(p.organization_id::text, 1), 'succeeded', 1, p.provider_payment_id, p.id, p.received_at, p.received_at
+from public.payments p
+join public.invoices i on i.organization_id = p.organization_id and i.account_id = p.account_id
+where p.idempotency_key in ('seed-paid-a', 'seed-partial-b');
+
 -- SMS: each organization's number, a HELP exchange and a free-text message waiting in the
 -- care inbox, and one opted-out number (what the Twilio webhook would have written).
 insert into public.messaging_numbers (organization_id, id, phone_number, label)

@@ -6,7 +6,7 @@ import WingtelDatabase
 import WingtelFunctions
 import WingtelTestSupport
 
-@Suite("The scheduler: daily bill runs and dunning, once per organization and day")
+@Suite("The scheduler: daily bill runs, autopay and dunning, once per organization and day")
 struct SchedulerTests {
     static func date(_ text: String) -> Date { ISO8601DateFormatter().date(from: text)! }
 
@@ -31,21 +31,24 @@ struct SchedulerTests {
         #expect(
             await scheduler.tick(asOf: Self.date(nightText)).filter { $0.organization == "10000000-0000-4000-8000-00000000000a" }.isEmpty)
 
-        // 07:00 local: the bill run, then dunning, for each organization; once.
+        // 07:00 local: the bill run, then the autopay charges, then dunning, for each organization; once.
         let morning = try await Probe.rows(
             settings,
             "select to_char((timestamp '2026-03-10 07:00' at time zone '\(zone)') at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
         let morningText = try #require(morning[0][0])
         let ran = await scheduler.tick(asOf: Self.date(morningText))
         let acme = ran.filter { $0.organization == "10000000-0000-4000-8000-00000000000a" }
-        #expect(acme.map(\.job) == ["bill_run", "dunning"])
+        #expect(acme.map(\.job) == ["bill_run", "autopay", "dunning"])
         #expect(acme.allSatisfy { $0.succeeded })
         #expect(await scheduler.tick(asOf: Self.date(morningText)).isEmpty)
         let runs = try await Probe.rows(
             settings,
             "select job, outcome, run_on::text from private.job_runs where organization_id = '10000000-0000-4000-8000-00000000000a' order by job"
         )
-        #expect(runs == [["bill_run", "succeeded", "2026-03-10"], ["dunning", "succeeded", "2026-03-10"]])
+        #expect(
+            runs == [
+                ["autopay", "succeeded", "2026-03-10"], ["bill_run", "succeeded", "2026-03-10"], ["dunning", "succeeded", "2026-03-10"],
+            ])
         // The March bill run billed what was due (the seed's accounts bill on day 5 and 1).
         #expect(try await Probe.int(settings, "select count(*) from public.bill_runs where billing_month = '2026-03-01'") >= 1)
 

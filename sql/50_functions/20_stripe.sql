@@ -48,6 +48,7 @@ declare
   object jsonb := event -> 'data' -> 'object';
   account public.accounts;
   payment public.payments;
+  charge public.payment_charges;
   amount bigint;
   intent text;
   refunded bigint;
@@ -85,6 +86,14 @@ begin
       if coalesce(amount, 0) <= 0 then
         return private.finish_event('stripe', event_id, account.organization_id, 'ignored', 'nothing was paid');
       end if;
+      -- A charge Wingtel sent (autopay, or staff charging a saved card): the charge records it, once,
+      -- whether this event or the payment worker's answer comes first.
+      charge := private.provider_charge('stripe', intent, private.try_uuid(object -> 'metadata' ->> 'wingtel_charge_id'));
+      if charge.id is not null and charge.organization_id = account.organization_id and charge.status in ('pending', 'awaiting_confirmation', 'succeeded') then
+        charge := public.finish_payment_charge(charge.organization_id, charge.id, 'succeeded', intent);
+        return private.finish_event('stripe', event_id, account.organization_id, 'applied',
+          format('payment %s (charge %s)', charge.payment_id, charge.id));
+      end if;
       -- One payment per PaymentIntent, whichever event tells it first.
       payment := public.record_payment(account.organization_id, account.id, amount, 'stripe:' || intent, 'card', 'stripe', intent,
         true, null, null, occurred, private.try_uuid(object -> 'metadata' ->> 'wingtel_invoice_id'));
@@ -100,6 +109,21 @@ begin
       end if;
       if coalesce(amount, 0) <= 0 then
         return private.finish_event('stripe', event_id, account.organization_id, 'ignored', 'no amount was due');
+      end if;
+      -- A decline of a charge Wingtel sent is that charge's outcome, recorded once.
+      charge := private.provider_charge('stripe',
+        case when event_type = 'payment_intent.payment_failed' then object ->> 'id' else object ->> 'payment_intent' end,
+        private.try_uuid(object -> 'metadata' ->> 'wingtel_charge_id'));
+      if charge.id is not null and charge.organization_id = account.organization_id then
+        if charge.status not in ('pending', 'awaiting_confirmation') then
+          return private.finish_event('stripe', event_id, account.organization_id, 'ignored',
+            format('charge %s is already %s', charge.id, charge.status));
+        end if;
+        charge := public.finish_payment_charge(charge.organization_id, charge.id, 'declined',
+          case when event_type = 'payment_intent.payment_failed' then object ->> 'id' else object ->> 'payment_intent' end,
+          coalesce(failure_code, 'payment_failed'), failure_message);
+        return private.finish_event('stripe', event_id, account.organization_id, 'applied',
+          format('charge %s declined (failed payment %s)', charge.id, charge.payment_id));
       end if;
       -- Each failed attempt is kept (its own event id), the success that may follow is a payment of its own.
       payment := public.record_payment(account.organization_id, account.id, amount, 'stripe:' || event_id, 'card', 'stripe',

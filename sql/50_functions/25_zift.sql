@@ -7,7 +7,8 @@
 --   sale declined (any other code but X02)      → a failed payment attempt (feeds dunning)
 --   X02 (pending)                               → nothing yet (ignored; the next notification applies it)
 --   refund / void approved                      → a refund of the original payment
--- The account: userDefinedField1 (= the Wingtel account id Wingtel sends with each charge).
+-- The account: userDefinedField1 (= the Wingtel account id Wingtel sends with each charge);
+-- userDefinedField2 names the payment charge when Wingtel sent the sale (sql/40_billing/35_autopay.sql).
 
 create or replace function public.handle_zift_event(notification jsonb, confirmation jsonb, request_id text default null)
 returns jsonb
@@ -22,6 +23,7 @@ declare
   event_id text;
   account public.accounts;
   payment public.payments;
+  charge public.payment_charges;
   amount bigint;
   original text := confirmation ->> 'originalTransactionId';
 begin
@@ -41,6 +43,21 @@ begin
   select a.* into account from public.accounts a where a.id = private.try_uuid(confirmation ->> 'userDefinedField1');
   if account.id is null then
     return private.finish_event('zift', event_id, null, 'unmatched', 'no account is named in userDefinedField1');
+  end if;
+  -- A sale Wingtel sent (userDefinedField2 = the charge): the charge records its outcome, once,
+  -- whether this notification or the payment worker's answer comes first.
+  if kind = 'sale' then
+    charge := private.provider_charge('zift', transaction_id, private.try_uuid(confirmation ->> 'userDefinedField2'));
+    if charge.id is not null and charge.organization_id = account.organization_id then
+      if charge.status not in ('pending', 'awaiting_confirmation') and not (charge.status = 'succeeded' and left(code, 1) = 'A') then
+        return private.finish_event('zift', event_id, account.organization_id, 'ignored', format('charge %s is already %s', charge.id, charge.status));
+      end if;
+      charge := public.finish_payment_charge(charge.organization_id, charge.id,
+        case when left(code, 1) = 'A' then 'succeeded' when code = 'X02' then 'pending' else 'declined' end,
+        transaction_id, nullif(code, ''), confirmation ->> 'responseMessage');
+      return private.finish_event('zift', event_id, account.organization_id, case when code = 'X02' then 'ignored' else 'applied' end,
+        format('charge %s %s', charge.id, charge.status) || coalesce(' (payment ' || charge.payment_id || ')', ''));
+    end if;
   end if;
   if code = 'X02' then
     return private.finish_event('zift', event_id, account.organization_id, 'ignored', 'pending at Zift');

@@ -2,6 +2,8 @@
 -- few minutes it asks which jobs are due and runs each in a transaction of its own:
 --   bill_run       run_bill_cycle for the organization's current month: bills the accounts whose
 --                  billing day has come (a re-run changes nothing), daily from 02:00 local time;
+--   autopay        queue_autopay_charges: charges of the autopay accounts' issued invoices and the
+--                  retries due after declines, daily from 02:00 (after the bill run);
 --   dunning        run_dunning, daily from 06:00 local time (after the bill run);
 --   plan_changes   apply_scheduled_plan_changes (downgrades whose period started), every tick.
 -- A daily job is claimed once per organization and local day (private.job_runs): with several
@@ -17,7 +19,7 @@ as $$
   insert into private.job_runs as r (job, organization_id, run_on)
   select j.job, o.id, (claim_scheduled_jobs.as_of at time zone o.time_zone)::date
   from public.organizations o
-  cross join (values ('bill_run', time '02:00'), ('dunning', time '06:00')) as j (job, not_before)
+  cross join (values ('bill_run', time '02:00'), ('autopay', time '02:00'), ('dunning', time '06:00')) as j (job, not_before)
   where (claim_scheduled_jobs.as_of at time zone o.time_zone)::time >= j.not_before
   -- A job that failed is tried again after ten minutes; one whose server died (claimed, never
   -- finished) after two hours.
@@ -43,6 +45,9 @@ begin
     when 'bill_run' then
       select to_jsonb(r) into job_result
       from public.run_bill_cycle(run_scheduled_job.organization_id, date_trunc('month', run_scheduled_job.run_on)::date, run_scheduled_job.as_of) r;
+    when 'autopay' then
+      job_result := jsonb_build_object('charges_queued',
+        public.queue_autopay_charges(run_scheduled_job.organization_id, run_scheduled_job.as_of));
     when 'dunning' then
       select coalesce(jsonb_object_agg(d.step, d.invoices), '{}') into job_result
       from public.run_dunning(run_scheduled_job.organization_id, run_scheduled_job.as_of) d;
@@ -54,7 +59,7 @@ begin
   return job_result;
 end;
 $$;
-comment on function public.run_scheduled_job(text, uuid, date, timestamptz) is 'Runs one claimed daily job (bill_run, dunning) as the scheduler and records its result; on error nothing of it stays (the scheduler then calls fail_scheduled_job).';
+comment on function public.run_scheduled_job(text, uuid, date, timestamptz) is 'Runs one claimed daily job (bill_run, autopay, dunning) as the scheduler and records its result; on error nothing of it stays (the scheduler then calls fail_scheduled_job).';
 
 create or replace function public.fail_scheduled_job(job text, organization_id uuid, run_on date, error text)
 returns void

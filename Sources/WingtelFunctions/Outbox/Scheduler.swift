@@ -6,7 +6,8 @@ import ServiceLifecycle
 /// The scheduler of `wingtel serve`: at every tick it seals the audit trail's new entries into
 /// their organizations' hash chains (`audit.seal`), queues the carrier changes of downgrades
 /// whose period has started (`apply_scheduled_plan_changes`) and runs the daily jobs that are due
-/// — each organization's bill run from 02:00 and dunning from 06:00 local time — each job in a
+/// — each organization's bill run and autopay charges from 02:00 and dunning from 06:00 local
+/// time — each job in a
 /// transaction of its own, claimed once per organization and day across all servers
 /// (sql/50_functions/70_scheduler.sql). A failed job keeps its error (`scheduled_job_runs`) and is
 /// tried again ten minutes later.
@@ -60,9 +61,11 @@ public struct Scheduler: Service {
             logger.error("claiming scheduled jobs failed", metadata: ["error": "\(String(reflecting: error))"])
             return []
         }
-        // Bill runs before dunning, one job at a time (each may be a minute's work).
+        // Bill runs first, then autopay charges of the new invoices, then dunning; one job at a
+        // time (each may be a minute's work).
+        let order = ["bill_run": 0, "autopay": 1, "dunning": 2]
         var ran: [(job: String, organization: String, succeeded: Bool)] = []
-        for (job, organization, day) in claimed.sorted(by: { ($0.0 == "bill_run" ? 0 : 1, $0.1) < ($1.0 == "bill_run" ? 0 : 1, $1.1) }) {
+        for (job, organization, day) in claimed.sorted(by: { (order[$0.0] ?? 9, $0.1) < (order[$1.0] ?? 9, $1.1) }) {
             var jobLogger = logger
             jobLogger[metadataKey: "job"] = "\(job)"
             jobLogger[metadataKey: "organization"] = "\(organization)"

@@ -1,0 +1,864 @@
+-- Compiled by `wingtel db sync` from the definitions in sql/. Edit those files, not this one.
+
+-- >>> sql/40_billing/35_autopay.sql (sha256 54dd5fcf01eef3965110a0def29ed733f227af3819f17b5c88a9424004ca094c)
+-- Autopay: charging an account's saved payment method. The database decides what to charge and
+-- when; the payment worker of `wingtel serve` (Sources/WingtelFunctions/Payments) only talks to
+-- Stripe and Zift.
+--   queue_autopay_charges  each open invoice of an autopay account gets a charge when it is issued,
+--                          and again on the policy's retry days after a decline (daily job `autopay`)
+--   charge_payment_method  staff charge a saved method now (a phone payment on file)
+--   claim_payment_charges  the worker takes due charges under a lease (SKIP LOCKED); charges whose
+--                          invoice was settled meanwhile, whose method was removed or whose account
+--                          left autopay are canceled first
+--   finish_payment_charge  the outcome: succeeded → a payment (record_payment, settling the invoice);
+--                          declined → a failed attempt (dunning and churn see it); pending → waits for
+--                          the provider's webhook; retry → sent again later with the same key, dead
+--                          after max_sends
+-- The webhooks settle a charge too (handle_stripe_event, handle_zift_event): whichever of the worker
+-- and the webhook comes first records the payment, the other finds it recorded.
+
+-- The caller may manage the account's payment methods: staff (agent and up), or the account's own
+-- self-service customer.
+create or replace function private.require_account_manager(organization_id uuid, account_id uuid)
+returns void
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  if require_account_manager.account_id = any (private.customer_account_ids())
+     and exists (select 1 from public.accounts a where a.organization_id = require_account_manager.organization_id
+                 and a.id = require_account_manager.account_id) then
+    return;
+  end if;
+  perform private.require_role(require_account_manager.organization_id, 'agent');
+end;
+$$;
+comment on function private.require_account_manager(uuid, uuid) is 'Guard: the caller is staff of the organization (agent and up), a service, or the account''s own self-service customer.';
+
+create or replace function public.add_payment_method(
+  organization_id uuid,
+  account_id uuid,
+  provider text,
+  token text,
+  provider_customer_id text default null,
+  brand text default null,
+  last4 text default null,
+  exp_month integer default null,
+  exp_year integer default null,
+  make_default boolean default true)
+returns public.payment_methods
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  org uuid := add_payment_method.organization_id;
+  method public.payment_methods;
+begin
+  perform private.require_account_manager(org, add_payment_method.account_id);
+  perform private.lock_account(org, add_payment_method.account_id);
+  if add_payment_method.provider is null or add_payment_method.provider not in ('stripe', 'zift') then
+    raise exception 'unknown payment provider %', coalesce(add_payment_method.provider, 'null') using errcode = '22023',
+      hint = 'Saved payment methods are Stripe PaymentMethods (stripe) or Zift stored-card tokens (zift).';
+  end if;
+  if add_payment_method.token ~ '[0-9][0-9 -]{10,}[0-9]' then
+    raise exception 'that looks like a card number; Wingtel stores only the provider''s token' using errcode = '22023',
+      hint = 'Collect the card with Stripe Elements or Zift''s hosted form and pass the token it returns (pm_… for Stripe).';
+  end if;
+  if add_payment_method.provider = 'stripe' and coalesce(add_payment_method.provider_customer_id, '') !~ '^cus_[A-Za-z0-9]+$' then
+    raise exception 'a Stripe payment method needs the Stripe customer (cus_…) it is attached to' using errcode = '22023',
+      hint = 'Off-session charges name the customer and the payment method.';
+  end if;
+
+  select m.* into method from public.payment_methods m
+   where m.organization_id = org and m.provider = add_payment_method.provider and m.token = add_payment_method.token;
+  if method.id is not null and method.account_id <> add_payment_method.account_id then
+    raise exception 'this % token is saved for another account', add_payment_method.provider using errcode = '23505';
+  end if;
+  if add_payment_method.make_default then
+    update public.payment_methods m set is_default = false
+     where m.organization_id = org and m.account_id = add_payment_method.account_id and m.is_default
+       and m.id is distinct from method.id;
+  end if;
+  if method.id is null then
+    insert into public.payment_methods (organization_id, account_id, provider, token, provider_customer_id, brand, last4, exp_month,
+                                        exp_year, is_default)
+    values (org, add_payment_method.account_id, add_payment_method.provider, add_payment_method.token,
+            add_payment_method.provider_customer_id, add_payment_method.brand, add_payment_method.last4, add_payment_method.exp_month,
+            add_payment_method.exp_year, add_payment_method.make_default)
+    returning * into method;
+  else
+    -- The same token again (a repeated call, or a method saved again after removal): one row.
+    update public.payment_methods m
+       set status = 'active', removed_at = null, is_default = m.is_default or add_payment_method.make_default,
+           provider_customer_id = coalesce(add_payment_method.provider_customer_id, m.provider_customer_id),
+           brand = coalesce(add_payment_method.brand, m.brand), last4 = coalesce(add_payment_method.last4, m.last4),
+           exp_month = coalesce(add_payment_method.exp_month, m.exp_month), exp_year = coalesce(add_payment_method.exp_year, m.exp_year)
+     where m.organization_id = org and m.id = method.id
+    returning * into method;
+  end if;
+  return method;
+end;
+$$;
+comment on function public.add_payment_method(uuid, uuid, text, text, text, text, text, integer, integer, boolean) is 'Saves a payment method token (Stripe pm_… with its customer, or a Zift token) for an account, by default as the method autopay charges; the same token again is the same method. Refuses anything that looks like a card number. Staff (agent and up) or the account''s customer.';
+
+create or replace function public.remove_payment_method(organization_id uuid, payment_method_id uuid)
+returns public.payment_methods
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  org uuid := remove_payment_method.organization_id;
+  method public.payment_methods;
+begin
+  select m.* into method from public.payment_methods m where m.organization_id = org and m.id = remove_payment_method.payment_method_id;
+  if method.id is null then
+    raise exception 'there is no payment method % in this organization', remove_payment_method.payment_method_id using errcode = 'P0002';
+  end if;
+  perform private.require_account_manager(org, method.account_id);
+  perform private.lock_account(org, method.account_id);
+  if method.status = 'removed' then
+    return method;
+  end if;
+  -- Charges not yet sent are canceled; one already at the provider finishes there (its webhook settles it).
+  update public.payment_charges c
+     set status = 'canceled', last_error = 'the payment method was removed', finished_at = now(), lease_until = null
+   where c.organization_id = org and c.payment_method_id = method.id and c.status = 'pending' and c.sends = 0
+     and (c.lease_until is null or c.lease_until < now());
+  update public.payment_methods m set status = 'removed', removed_at = now(), is_default = false
+   where m.organization_id = org and m.id = method.id
+  returning * into method;
+  return method;
+end;
+$$;
+comment on function public.remove_payment_method(uuid, uuid) is 'Removes a saved payment method (kept for history as removed); charges of it not yet sent are canceled. Staff (agent and up) or the account''s customer.';
+
+create or replace function public.set_autopay(organization_id uuid, account_id uuid, enabled boolean)
+returns public.accounts
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  org uuid := set_autopay.organization_id;
+  payer public.accounts;
+begin
+  perform private.require_account_manager(org, set_autopay.account_id);
+  payer := private.lock_account(org, set_autopay.account_id);
+  if set_autopay.enabled is null then
+    raise exception 'say whether autopay is on (true) or off (false)' using errcode = '22023';
+  end if;
+  if set_autopay.enabled and not exists (
+       select 1 from public.payment_methods m
+       where m.organization_id = org and m.account_id = payer.id and m.is_default and m.status = 'active') then
+    raise exception 'account % has no default payment method to charge', payer.id using errcode = 'P0001',
+      hint = 'Save one first with add_payment_method.';
+  end if;
+  if payer.autopay is distinct from set_autopay.enabled then
+    update public.accounts a set autopay = set_autopay.enabled where a.organization_id = org and a.id = payer.id returning * into payer;
+  end if;
+  return payer;
+end;
+$$;
+comment on function public.set_autopay(uuid, uuid, boolean) is 'Turns autopay on (needs a default payment method) or off for an account. Staff (agent and up) or the account''s customer.';
+
+create or replace function public.queue_autopay_charges(organization_id uuid, as_of timestamptz default now())
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  org uuid := queue_autopay_charges.organization_id;
+  queued integer;
+  today date;
+  zone text;
+begin
+  perform private.require_role(org, 'operator');
+  select o.time_zone, (queue_autopay_charges.as_of at time zone o.time_zone)::date into zone, today
+  from public.organizations o where o.id = org;
+  if today is null then
+    raise exception 'there is no organization %', org using errcode = 'P0002';
+  end if;
+  -- Each issued, unsettled invoice of an autopay account with a default method, with no charge in
+  -- flight: the first attempt at once; after the n-th decline (or dead charge) the next one
+  -- autopay_retry_days[n] days later, while n <= cardinality(autopay_retry_days). An attempt
+  -- canceled before it was sent (the card was replaced) is simply made again. A succeeded
+  -- autopay charge is never repeated by itself (a refund reopens the invoice: staff decide).
+  with due as (
+    select i.organization_id, i.account_id, i.id as invoice_id, m.id as method_id, m.provider, i.currency,
+           i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents as outstanding,
+           coalesce(l.attempt, 0) + 1 as attempt
+    from public.invoices i
+    join public.accounts a on a.organization_id = i.organization_id and a.id = i.account_id and a.autopay
+    join public.payment_methods m on m.organization_id = i.organization_id and m.account_id = i.account_id and m.is_default
+                                 and m.status = 'active'
+    left join public.billing_policies p on p.organization_id = i.organization_id
+    left join lateral (
+      select c.attempt, c.status, c.finished_at,
+             (select count(*) from public.payment_charges f
+              where f.organization_id = i.organization_id and f.invoice_id = i.id and f.origin = 'autopay'
+                and f.status in ('declined', 'dead'))::integer as failures
+      from public.payment_charges c
+      where c.organization_id = i.organization_id and c.invoice_id = i.id and c.origin = 'autopay'
+      order by c.attempt desc
+      limit 1
+    ) l on true
+    where i.organization_id = org and i.status in ('open', 'past_due') and i.issued_on <= today
+      and i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents > 0
+      and not exists (select 1 from public.payment_charges b
+                      where b.organization_id = i.organization_id and b.invoice_id = i.id and b.status in ('pending', 'awaiting_confirmation'))
+      and (l.attempt is null
+           or l.status = 'canceled'
+           or (l.status in ('declined', 'dead')
+               and l.failures <= cardinality(coalesce(p.autopay_retry_days, '{3,5,7}'::integer[]))
+               and (l.finished_at at time zone zone)::date + (coalesce(p.autopay_retry_days, '{3,5,7}'::integer[]))[l.failures] <= today))
+  )
+  insert into public.payment_charges (organization_id, account_id, invoice_id, payment_method_id, provider, origin, amount_cents, currency,
+                                      attempt, idempotency_key)
+  select d.organization_id, d.account_id, d.invoice_id, d.method_id, d.provider, 'autopay', d.outstanding, d.currency, d.attempt,
+         format('autopay:%s:%s', d.invoice_id, d.attempt)
+  from due d
+  on conflict do nothing;
+  get diagnostics queued = row_count;
+  return queued;
+end;
+$$;
+comment on function public.queue_autopay_charges(uuid, timestamptz) is 'Queues an autopay charge for every issued, unsettled invoice of the organization''s autopay accounts: the first attempt at once, retries on the policy''s autopay_retry_days after a decline. Re-running queues nothing new. Returns how many were queued (operators; the scheduler''s daily autopay job).';
+
+create or replace function public.charge_payment_method(
+  organization_id uuid,
+  account_id uuid,
+  amount_cents bigint default null,
+  invoice_id uuid default null,
+  payment_method_id uuid default null,
+  idempotency_key text default null)
+returns public.payment_charges
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  org uuid := charge_payment_method.organization_id;
+  payer public.accounts;
+  method public.payment_methods;
+  charge public.payment_charges;
+  owed bigint;
+  key text := coalesce(nullif(btrim(charge_payment_method.idempotency_key), ''), 'staff:' || gen_random_uuid());
+begin
+  perform private.require_role(org, 'agent');
+  payer := private.lock_account(org, charge_payment_method.account_id);
+  select c.* into charge from public.payment_charges c where c.organization_id = org and c.idempotency_key = key;
+  if charge.id is not null then
+    if charge.account_id <> payer.id then
+      raise exception 'idempotency key % was already used for another account''s charge', key using errcode = '22023';
+    end if;
+    return charge;
+  end if;
+  select m.* into method from public.payment_methods m
+   where m.organization_id = org and m.account_id = payer.id and m.status = 'active'
+     and (m.id = charge_payment_method.payment_method_id or (charge_payment_method.payment_method_id is null and m.is_default));
+  if method.id is null then
+    raise exception 'account % has no % payment method to charge', payer.id,
+      case when charge_payment_method.payment_method_id is null then 'default' else 'such active' end using errcode = 'P0001',
+      hint = 'Save one with add_payment_method.';
+  end if;
+  if charge_payment_method.invoice_id is not null then
+    select i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents into owed
+    from public.invoices i
+    where i.organization_id = org and i.id = charge_payment_method.invoice_id and i.account_id = payer.id and i.status in ('open', 'past_due');
+    if owed is null or owed <= 0 then
+      raise exception 'invoice % of this account has nothing left to pay', charge_payment_method.invoice_id using errcode = 'P0001';
+    end if;
+  else
+    select coalesce(sum(i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents), 0) into owed
+    from public.invoices i where i.organization_id = org and i.account_id = payer.id and i.status in ('open', 'past_due');
+  end if;
+  if coalesce(charge_payment_method.amount_cents, owed) <= 0 then
+    raise exception 'a charge must be a positive number of cents (the account owes %)', owed using errcode = '22023',
+      hint = 'Give amount_cents to charge an account that owes nothing (the payment goes to its wallet).';
+  end if;
+  insert into public.payment_charges (organization_id, account_id, invoice_id, payment_method_id, provider, origin, amount_cents, currency,
+                                      idempotency_key)
+  select org, payer.id, charge_payment_method.invoice_id, method.id, method.provider, 'staff',
+         coalesce(charge_payment_method.amount_cents, owed), o.currency, key
+  from public.organizations o where o.id = org
+  returning * into charge;
+  return charge;
+end;
+$$;
+comment on function public.charge_payment_method(uuid, uuid, bigint, uuid, uuid, text) is 'Queues a charge of a saved payment method (the default unless one is named): the invoice''s outstanding amount, everything the account owes, or amount_cents. The payment worker sends it; once per idempotency key (agents and up).';
+
+create or replace function private.notify_payment_charges()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform pg_notify('wingtel_payment_charges', '');
+  return null;
+end;
+$$;
+comment on function private.notify_payment_charges() is 'Statement trigger on payment_charges: NOTIFY wingtel_payment_charges so the payment worker wakes for a queued charge.';
+create or replace trigger payment_charges_notify after insert on public.payment_charges
+  for each statement execute function private.notify_payment_charges();
+create or replace trigger payment_charges_touch before update on public.payment_charges
+  for each row execute function private.touch_updated_at();
+create or replace trigger payment_methods_touch before update on public.payment_methods
+  for each row execute function private.touch_updated_at();
+
+create or replace function public.claim_payment_charges(
+  worker text, max_count integer default 16, lease interval default '60 seconds', providers text[] default '{stripe,zift}')
+returns table (
+  organization_id uuid,
+  id uuid,
+  account_id uuid,
+  invoice_id uuid,
+  provider text,
+  token text,
+  provider_customer_id text,
+  amount_cents bigint,
+  currency char(3),
+  idempotency_key text,
+  sends integer,
+  description text)
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  -- Not worth sending any more: the invoice was settled another way, the method was removed, or
+  -- the account left autopay. A charge already sent once keeps its amount (the provider bound it
+  -- to the idempotency key); one never sent is lowered to what is still owed.
+  -- (Only charges never sent: one sent before may have reached the provider, and is sent again
+  -- with its key to learn the answer.)
+  update public.payment_charges c
+     set status = 'canceled', finished_at = now(), lease_until = null,
+         last_error = case when m.status <> 'active' then 'the payment method was removed'
+                           when c.origin = 'autopay' and not a.autopay then 'autopay was turned off'
+                           else 'the invoice was settled before the charge was sent' end
+    from public.payment_methods m, public.accounts a
+   where c.status = 'pending' and c.sends = 0 and c.next_attempt_at <= now() and (c.lease_until is null or c.lease_until < now())
+     and m.organization_id = c.organization_id and m.id = c.payment_method_id
+     and a.organization_id = c.organization_id and a.id = c.account_id
+     and (m.status <> 'active' or (c.origin = 'autopay' and not a.autopay)
+          or exists (select 1 from public.invoices i
+                     where i.organization_id = c.organization_id and i.id = c.invoice_id
+                       and (i.status not in ('open', 'past_due')
+                            or i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents <= 0)));
+  update public.payment_charges c
+     set amount_cents = i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents
+    from public.invoices i
+   where c.status = 'pending' and c.sends = 0 and c.next_attempt_at <= now() and (c.lease_until is null or c.lease_until < now())
+     and i.organization_id = c.organization_id and i.id = c.invoice_id
+     and c.amount_cents > i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents;
+  return query
+  with ready as (
+    select c.organization_id, c.id from public.payment_charges c
+    where c.status = 'pending' and c.next_attempt_at <= now() and (c.lease_until is null or c.lease_until < now())
+      and c.provider = any (claim_payment_charges.providers)
+    order by c.next_attempt_at
+    limit greatest(claim_payment_charges.max_count, 0)
+    for update skip locked
+  ), claimed as (
+    update public.payment_charges c
+       set locked_by = claim_payment_charges.worker, lease_until = now() + claim_payment_charges.lease, sends = c.sends + 1
+      from ready r
+     where c.organization_id = r.organization_id and c.id = r.id
+    returning c.*
+  )
+  select c.organization_id, c.id, c.account_id, c.invoice_id, c.provider, m.token, m.provider_customer_id, c.amount_cents, c.currency,
+         c.idempotency_key, c.sends,
+         coalesce(o.name || ' invoice ' || i.display_number, o.name || ' payment')
+  from claimed c
+  join public.payment_methods m on m.organization_id = c.organization_id and m.id = c.payment_method_id
+  join public.organizations o on o.id = c.organization_id
+  left join public.invoices i on i.organization_id = c.organization_id and i.id = c.invoice_id;
+end;
+$$;
+comment on function public.claim_payment_charges(text, integer, interval, text[]) is 'Takes up to max_count due charges of the given providers for one payment worker under a lease (SKIP LOCKED), with the token and customer to charge; cancels those no longer worth sending first. A charge whose worker died is claimed again when its lease runs out (same idempotency key).';
+
+create or replace function public.finish_payment_charge(
+  organization_id uuid,
+  charge_id uuid,
+  outcome text,
+  provider_payment_id text default null,
+  failure_code text default null,
+  failure_message text default null,
+  retry_after interval default null)
+returns public.payment_charges
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  org uuid := finish_payment_charge.organization_id;
+  charge public.payment_charges;
+  payment public.payments;
+begin
+  perform private.require_role(org, 'operator');
+  select c.* into charge from public.payment_charges c where c.organization_id = org and c.id = finish_payment_charge.charge_id for update;
+  if charge.id is null then
+    raise exception 'there is no payment charge % in this organization', finish_payment_charge.charge_id using errcode = 'P0002';
+  end if;
+  if finish_payment_charge.outcome is null or finish_payment_charge.outcome not in ('succeeded', 'declined', 'pending', 'retry') then
+    raise exception 'unknown charge outcome %', coalesce(finish_payment_charge.outcome, 'null') using errcode = '22023',
+      hint = 'One of succeeded, declined, pending (the provider finishes later), retry (not charged; send again).';
+  end if;
+  -- Already settled (by the webhook, or an earlier answer): the same charge is not settled twice.
+  if charge.status not in ('pending', 'awaiting_confirmation') then
+    return charge;
+  end if;
+  if finish_payment_charge.outcome in ('succeeded', 'pending') and nullif(finish_payment_charge.provider_payment_id, '') is null then
+    raise exception 'a charge the provider took needs the provider''s payment id' using errcode = '22023';
+  end if;
+
+  case finish_payment_charge.outcome
+    when 'succeeded' then
+      payment := public.record_payment(org, charge.account_id, charge.amount_cents, charge.idempotency_key, 'card', charge.provider,
+        finish_payment_charge.provider_payment_id, true, null, null, now(), charge.invoice_id);
+      update public.payment_charges c
+         set status = 'succeeded', payment_id = payment.id, provider_payment_id = finish_payment_charge.provider_payment_id,
+             lease_until = null, finished_at = now(), last_error = null
+       where c.organization_id = org and c.id = charge.id returning * into charge;
+    when 'declined' then
+      payment := public.record_payment(org, charge.account_id, charge.amount_cents, charge.idempotency_key || ':declined', 'card',
+        charge.provider, 'failed:' || coalesce(finish_payment_charge.provider_payment_id, charge.idempotency_key), false,
+        coalesce(nullif(finish_payment_charge.failure_code, ''), 'declined'), finish_payment_charge.failure_message, now());
+      update public.payment_charges c
+         set status = 'declined', payment_id = payment.id,
+             provider_payment_id = coalesce(finish_payment_charge.provider_payment_id, c.provider_payment_id),
+             failure_code = payment.failure_code, failure_message = payment.failure_message, lease_until = null, finished_at = now()
+       where c.organization_id = org and c.id = charge.id returning * into charge;
+    when 'pending' then
+      update public.payment_charges c
+         set status = 'awaiting_confirmation', provider_payment_id = finish_payment_charge.provider_payment_id, lease_until = null
+       where c.organization_id = org and c.id = charge.id returning * into charge;
+    else
+      if charge.sends >= charge.max_sends then
+        update public.payment_charges c
+           set status = 'dead', lease_until = null, finished_at = now(),
+               last_error = coalesce(finish_payment_charge.failure_message, finish_payment_charge.failure_code, 'not charged')
+         where c.organization_id = org and c.id = charge.id returning * into charge;
+      else
+        -- Backoff 2^sends seconds (at most an hour) with ±50 % jitter, or the provider's Retry-After if longer.
+        update public.payment_charges c
+           set lease_until = null,
+               last_error = coalesce(finish_payment_charge.failure_message, finish_payment_charge.failure_code, 'not charged'),
+               next_attempt_at = now() + greatest(coalesce(finish_payment_charge.retry_after, interval '0'),
+                                                  least(power(2, charge.sends), 3600) * (0.5 + random()) * interval '1 second')
+         where c.organization_id = org and c.id = charge.id returning * into charge;
+      end if;
+  end case;
+  return charge;
+end;
+$$;
+comment on function public.finish_payment_charge(uuid, uuid, text, text, text, text, interval) is 'The outcome of sending a charge: succeeded (a payment, settling its invoice), declined (a failed attempt for dunning; the next attempt follows the retry days), pending (the provider finishes it; its webhook settles it), retry (not charged: sent again with the same key after a backoff or Retry-After; dead after max_sends). Settling a charge twice changes nothing (services and operators).';
+
+-- The charge a provider's payment belongs to: by the provider's payment id, else by the charge id
+-- Wingtel sent with it (Stripe metadata.wingtel_charge_id, Zift userDefinedField2).
+create or replace function private.provider_charge(provider text, provider_payment_id text, charge_id uuid)
+returns public.payment_charges
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select c.* from public.payment_charges c
+  where (c.provider = provider_charge.provider and c.provider_payment_id = provider_charge.provider_payment_id)
+     or (c.id = provider_charge.charge_id and c.provider = provider_charge.provider)
+  order by (c.provider_payment_id = provider_charge.provider_payment_id) desc nulls last
+  limit 1
+$$;
+comment on function private.provider_charge(text, text, uuid) is 'The payment charge a provider''s payment came from (by its payment id, else the charge id sent with it); null fields when it is not Wingtel''s.';
+
+revoke all on function private.require_account_manager(uuid, uuid), public.add_payment_method(uuid, uuid, text, text, text, text, text, integer, integer, boolean),
+  public.remove_payment_method(uuid, uuid), public.set_autopay(uuid, uuid, boolean), public.queue_autopay_charges(uuid, timestamptz),
+  public.charge_payment_method(uuid, uuid, bigint, uuid, uuid, text), private.notify_payment_charges(),
+  public.claim_payment_charges(text, integer, interval, text[]), public.finish_payment_charge(uuid, uuid, text, text, text, text, interval),
+  private.provider_charge(text, text, uuid) from public, anon, authenticated;
+grant execute on function public.add_payment_method(uuid, uuid, text, text, text, text, text, integer, integer, boolean),
+  public.remove_payment_method(uuid, uuid), public.set_autopay(uuid, uuid, boolean), public.queue_autopay_charges(uuid, timestamptz),
+  public.charge_payment_method(uuid, uuid, bigint, uuid, uuid, text) to authenticated, service_role;
+grant execute on function public.claim_payment_charges(text, integer, interval, text[]),
+  public.finish_payment_charge(uuid, uuid, text, text, text, text, interval) to service_role;
+
+-- Who sees them: staff read their organization's methods and charges, customers their own account's.
+revoke all on public.payment_methods, public.payment_charges from anon, authenticated;
+grant select on public.payment_methods, public.payment_charges to authenticated;
+grant all on public.payment_methods, public.payment_charges to service_role;
+grant update (autopay_retry_days) on public.billing_policies to authenticated;
+
+drop policy if exists "Members and the customer can view payment methods" on public.payment_methods;
+create policy "Members and the customer can view payment methods" on public.payment_methods for select to authenticated
+  using (organization_id = any ((select private.user_org_ids())::uuid[]) or account_id = any ((select private.customer_account_ids())::uuid[]));
+drop policy if exists "Members and the customer can view payment charges" on public.payment_charges;
+create policy "Members and the customer can view payment charges" on public.payment_charges for select to authenticated
+  using (organization_id = any ((select private.user_org_ids())::uuid[]) or account_id = any ((select private.customer_account_ids())::uuid[]));
+
+select audit.enable('public.payment_methods', 'billing');
+select audit.enable('public.payment_charges', 'billing');
+
+-- >>> sql/50_functions/20_stripe.sql (sha256 77b99155899d415bbe5e30f5c92458cbc75b8dcd711f8feeb19ad68cf80d9c8b)
+-- Stripe events (POST /functions/v1/stripe-webhook), after the server checked Stripe-Signature.
+-- Stripe delivers at least once and in any order, so each event is recorded once and acts by
+-- comparing state, not by trusting order: a refund applies the difference between the charge's
+-- amount_refunded and what Wingtel has refunded so far; a payment is one payment whether
+-- payment_intent.succeeded or invoice.paid tells it first.
+--
+-- Which account: metadata.wingtel_account_id (with wingtel_organization_id) on the object —
+-- what Wingtel puts on the Stripe objects it creates — else the account whose
+-- stripe_customer_id is the object's customer.
+
+create or replace function private.stripe_account(object jsonb)
+returns public.accounts
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  meta jsonb := case when jsonb_typeof(object -> 'metadata') = 'object' then object -> 'metadata' else '{}' end;
+  meta_account uuid := private.try_uuid(meta ->> 'wingtel_account_id');
+  meta_organization uuid := private.try_uuid(meta ->> 'wingtel_organization_id');
+  customer text := case when object ->> 'object' = 'customer' then object ->> 'id'
+                        when jsonb_typeof(object -> 'customer') = 'string' then object ->> 'customer'
+                        else object -> 'customer' ->> 'id' end;
+  found_account public.accounts;
+begin
+  if meta_account is not null then
+    select a.* into found_account from public.accounts a
+     where a.id = meta_account and (meta_organization is null or a.organization_id = meta_organization);
+  end if;
+  if found_account.id is null and customer is not null then
+    select a.* into found_account from public.accounts a where a.stripe_customer_id = customer;
+  end if;
+  return found_account;
+end;
+$$;
+comment on function private.stripe_account(jsonb) is 'The account a Stripe object belongs to: metadata.wingtel_account_id first, then the customer id; null fields when none.';
+
+create or replace function public.handle_stripe_event(event jsonb, request_id text default null)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  event_id text := event ->> 'id';
+  event_type text := event ->> 'type';
+  object jsonb := event -> 'data' -> 'object';
+  account public.accounts;
+  payment public.payments;
+  charge public.payment_charges;
+  amount bigint;
+  intent text;
+  refunded bigint;
+  failure_code text;
+  failure_message text;
+  occurred timestamptz;
+begin
+  if jsonb_typeof(event) is distinct from 'object' or event_id is null or event_type is null
+     or jsonb_typeof(object) is distinct from 'object' then
+    raise exception 'not a Stripe event: id, type and data.object are required' using errcode = '22023';
+  end if;
+  if not private.receive_event('stripe', event_id, event_type, event, request_id) then
+    return jsonb_build_object('outcome', 'duplicate', 'event_id', event_id);
+  end if;
+  if event_type not in ('payment_intent.succeeded', 'payment_intent.payment_failed', 'invoice.paid', 'invoice.payment_succeeded',
+                        'invoice.payment_failed', 'charge.refunded', 'charge.dispute.created', 'customer.created', 'customer.updated',
+                        'customer.subscription.created', 'customer.subscription.updated', 'customer.subscription.deleted') then
+    return private.finish_event('stripe', event_id, null, 'ignored', 'Wingtel does not act on ' || event_type);
+  end if;
+  account := private.stripe_account(object);
+  if account.id is null then
+    return private.finish_event('stripe', event_id, null, 'unmatched', 'no account has this Stripe customer or metadata');
+  end if;
+  occurred := coalesce(to_timestamp((event ->> 'created')::double precision), now());
+
+  case
+    when event_type in ('payment_intent.succeeded', 'invoice.paid', 'invoice.payment_succeeded') then
+      if event_type = 'payment_intent.succeeded' then
+        amount := (object ->> 'amount_received')::bigint;
+        intent := object ->> 'id';
+      else
+        amount := (object ->> 'amount_paid')::bigint;
+        intent := coalesce(object ->> 'payment_intent', object ->> 'charge', object ->> 'id');
+      end if;
+      if coalesce(amount, 0) <= 0 then
+        return private.finish_event('stripe', event_id, account.organization_id, 'ignored', 'nothing was paid');
+      end if;
+      -- A charge Wingtel sent (autopay, or staff charging a saved card): the charge records it, once,
+      -- whether this event or the payment worker's answer comes first.
+      charge := private.provider_charge('stripe', intent, private.try_uuid(object -> 'metadata' ->> 'wingtel_charge_id'));
+      if charge.id is not null and charge.organization_id = account.organization_id and charge.status in ('pending', 'awaiting_confirmation', 'succeeded') then
+        charge := public.finish_payment_charge(charge.organization_id, charge.id, 'succeeded', intent);
+        return private.finish_event('stripe', event_id, account.organization_id, 'applied',
+          format('payment %s (charge %s)', charge.payment_id, charge.id));
+      end if;
+      -- One payment per PaymentIntent, whichever event tells it first.
+      payment := public.record_payment(account.organization_id, account.id, amount, 'stripe:' || intent, 'card', 'stripe', intent,
+        true, null, null, occurred, private.try_uuid(object -> 'metadata' ->> 'wingtel_invoice_id'));
+      return private.finish_event('stripe', event_id, account.organization_id, 'applied', 'payment ' || payment.id);
+
+    when event_type in ('payment_intent.payment_failed', 'invoice.payment_failed') then
+      if event_type = 'payment_intent.payment_failed' then
+        amount := (object ->> 'amount')::bigint;
+        failure_code := coalesce(object -> 'last_payment_error' ->> 'decline_code', object -> 'last_payment_error' ->> 'code');
+        failure_message := object -> 'last_payment_error' ->> 'message';
+      else
+        amount := (object ->> 'amount_due')::bigint;
+      end if;
+      if coalesce(amount, 0) <= 0 then
+        return private.finish_event('stripe', event_id, account.organization_id, 'ignored', 'no amount was due');
+      end if;
+      -- A decline of a charge Wingtel sent is that charge's outcome, recorded once.
+      charge := private.provider_charge('stripe',
+        case when event_type = 'payment_intent.payment_failed' then object ->> 'id' else object ->> 'payment_intent' end,
+        private.try_uuid(object -> 'metadata' ->> 'wingtel_charge_id'));
+      if charge.id is not null and charge.organization_id = account.organization_id then
+        if charge.status not in ('pending', 'awaiting_confirmation') then
+          return private.finish_event('stripe', event_id, account.organization_id, 'ignored',
+            format('charge %s is already %s', charge.id, charge.status));
+        end if;
+        charge := public.finish_payment_charge(charge.organization_id, charge.id, 'declined',
+          case when event_type = 'payment_intent.payment_failed' then object ->> 'id' else object ->> 'payment_intent' end,
+          coalesce(failure_code, 'payment_failed'), failure_message);
+        return private.finish_event('stripe', event_id, account.organization_id, 'applied',
+          format('charge %s declined (failed payment %s)', charge.id, charge.payment_id));
+      end if;
+      -- Each failed attempt is kept (its own event id), the success that may follow is a payment of its own.
+      payment := public.record_payment(account.organization_id, account.id, amount, 'stripe:' || event_id, 'card', 'stripe',
+        'failed:' || event_id, false, coalesce(failure_code, 'payment_failed'), failure_message, occurred);
+      return private.finish_event('stripe', event_id, account.organization_id, 'applied', 'failed payment ' || payment.id);
+
+    when event_type = 'charge.refunded' then
+      select p.* into payment from public.payments p
+       where p.organization_id = account.organization_id and p.provider = 'stripe' and p.status = 'succeeded'
+         and p.provider_payment_id in (object ->> 'payment_intent', object ->> 'id');
+      if payment.id is null then
+        return private.finish_event('stripe', event_id, account.organization_id, 'unmatched', 'no recorded payment for this charge');
+      end if;
+      -- amount_refunded is the charge's total so far: apply only what is new (order-proof).
+      refunded := least((object ->> 'amount_refunded')::bigint, payment.amount_cents) - payment.refunded_cents;
+      if coalesce(refunded, 0) <= 0 then
+        return private.finish_event('stripe', event_id, account.organization_id, 'ignored', 'refund already recorded');
+      end if;
+      payment := public.refund_payment(account.organization_id, payment.id, refunded, 'Stripe refund of charge ' || (object ->> 'id'));
+      return private.finish_event('stripe', event_id, account.organization_id, 'applied', format('refunded %s cents of payment %s', refunded, payment.id));
+
+    when event_type = 'charge.dispute.created' then
+      insert into public.notes (organization_id, account_id, body)
+      values (account.organization_id, account.id,
+              format('Stripe dispute %s opened on charge %s: %s cents, reason %s. Answer it in the Stripe dashboard before its due date.',
+                     object ->> 'id', object ->> 'charge', object ->> 'amount', coalesce(object ->> 'reason', 'not given')));
+      return private.finish_event('stripe', event_id, account.organization_id, 'applied', 'dispute noted on the account');
+
+    else
+      -- Customer and subscription events: remember which Stripe customer pays for the account.
+      if event_type = 'customer.subscription.deleted' then
+        insert into public.notes (organization_id, account_id, body)
+        values (account.organization_id, account.id, format('Stripe subscription %s was cancelled.', object ->> 'id'));
+      end if;
+      if account.stripe_customer_id is distinct from coalesce(
+           case when object ->> 'object' = 'customer' then object ->> 'id' else object ->> 'customer' end, account.stripe_customer_id) then
+        update public.accounts a
+           set stripe_customer_id = case when object ->> 'object' = 'customer' then object ->> 'id' else object ->> 'customer' end
+         where a.organization_id = account.organization_id and a.id = account.id;
+        return private.finish_event('stripe', event_id, account.organization_id, 'applied', 'Stripe customer linked to the account');
+      end if;
+      return private.finish_event('stripe', event_id, account.organization_id,
+        case when event_type = 'customer.subscription.deleted' then 'applied' else 'ignored' end, null);
+  end case;
+end;
+$$;
+comment on function public.handle_stripe_event(jsonb, text) is 'Applies one verified Stripe event once: payments (payment_intent.succeeded, invoice.paid), failed attempts, refunds (by state), disputes (a note), customer links. Returns {outcome: applied|ignored|unmatched|duplicate, event_id, detail}.';
+
+revoke all on function private.stripe_account(jsonb), public.handle_stripe_event(jsonb, text) from public, anon, authenticated;
+grant execute on function public.handle_stripe_event(jsonb, text) to service_role;
+
+-- >>> sql/50_functions/25_zift.sql (sha256 39e51e57dac1fe663a08932165076f9e7cc096ec4ed4e7787d596828dd2f3331)
+-- Zift notifications (POST /functions/v1/zift-webhook). Zift's notification format is not
+-- published, so a notification is never trusted as it comes: the server checks its HMAC, then
+-- asks the Zift gateway for the transaction (`requestType=find`) and passes both here; what is
+-- applied comes from the gateway's answer (the confirmation), the notification only names the
+-- transaction.
+--   sale / capture approved (responseCode A…)  → a payment (once per transaction id)
+--   sale declined (any other code but X02)      → a failed payment attempt (feeds dunning)
+--   X02 (pending)                               → nothing yet (ignored; the next notification applies it)
+--   refund / void approved                      → a refund of the original payment
+-- The account: userDefinedField1 (= the Wingtel account id Wingtel sends with each charge);
+-- userDefinedField2 names the payment charge when Wingtel sent the sale (sql/40_billing/35_autopay.sql).
+
+create or replace function public.handle_zift_event(notification jsonb, confirmation jsonb, request_id text default null)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  transaction_id text := coalesce(confirmation ->> 'transactionId', notification ->> 'transactionId');
+  kind text := lower(coalesce(confirmation ->> 'transactionType', notification ->> 'transactionType', 'sale'));
+  code text := coalesce(confirmation ->> 'responseCode', '');
+  event_id text;
+  account public.accounts;
+  payment public.payments;
+  charge public.payment_charges;
+  amount bigint;
+  original text := confirmation ->> 'originalTransactionId';
+begin
+  if jsonb_typeof(notification) is distinct from 'object' or jsonb_typeof(confirmation) is distinct from 'object'
+     or nullif(transaction_id, '') is null then
+    raise exception 'a Zift notification names a transactionId, and the gateway''s confirmation must be given' using errcode = '22023';
+  end if;
+  if (confirmation ->> 'amount') !~ '^[0-9]+$' then
+    raise exception 'the Zift confirmation has no amount in cents' using errcode = '22023';
+  end if;
+  amount := (confirmation ->> 'amount')::bigint;
+  -- One transaction in one state is one event: a pending sale that is approved later is a new event.
+  event_id := transaction_id || ':' || kind || ':' || coalesce(nullif(left(code, 1), ''), '?');
+  if not private.receive_event('zift', event_id, kind, jsonb_build_object('notification', notification, 'confirmation', confirmation), request_id) then
+    return jsonb_build_object('outcome', 'duplicate', 'event_id', event_id);
+  end if;
+  select a.* into account from public.accounts a where a.id = private.try_uuid(confirmation ->> 'userDefinedField1');
+  if account.id is null then
+    return private.finish_event('zift', event_id, null, 'unmatched', 'no account is named in userDefinedField1');
+  end if;
+  -- A sale Wingtel sent (userDefinedField2 = the charge): the charge records its outcome, once,
+  -- whether this notification or the payment worker's answer comes first.
+  if kind = 'sale' then
+    charge := private.provider_charge('zift', transaction_id, private.try_uuid(confirmation ->> 'userDefinedField2'));
+    if charge.id is not null and charge.organization_id = account.organization_id then
+      if charge.status not in ('pending', 'awaiting_confirmation') and not (charge.status = 'succeeded' and left(code, 1) = 'A') then
+        return private.finish_event('zift', event_id, account.organization_id, 'ignored', format('charge %s is already %s', charge.id, charge.status));
+      end if;
+      charge := public.finish_payment_charge(charge.organization_id, charge.id,
+        case when left(code, 1) = 'A' then 'succeeded' when code = 'X02' then 'pending' else 'declined' end,
+        transaction_id, nullif(code, ''), confirmation ->> 'responseMessage');
+      return private.finish_event('zift', event_id, account.organization_id, case when code = 'X02' then 'ignored' else 'applied' end,
+        format('charge %s %s', charge.id, charge.status) || coalesce(' (payment ' || charge.payment_id || ')', ''));
+    end if;
+  end if;
+  if code = 'X02' then
+    return private.finish_event('zift', event_id, account.organization_id, 'ignored', 'pending at Zift');
+  end if;
+  if kind in ('sale', 'capture') then
+    if left(code, 1) = 'A' then
+      payment := public.record_payment(account.organization_id, account.id, amount, 'zift:' || transaction_id, 'card', 'zift', transaction_id);
+      return private.finish_event('zift', event_id, account.organization_id, 'applied', 'payment ' || payment.id);
+    end if;
+    payment := public.record_payment(account.organization_id, account.id, amount, 'zift:' || transaction_id || ':' || code, 'card', 'zift',
+      'failed:' || transaction_id, false, coalesce(nullif(code, ''), 'declined'), confirmation ->> 'responseMessage');
+    return private.finish_event('zift', event_id, account.organization_id, 'applied', 'failed payment ' || payment.id);
+  elsif kind in ('refund', 'void') and left(code, 1) = 'A' then
+    select p.* into payment from public.payments p
+     where p.organization_id = account.organization_id and p.provider = 'zift' and p.status = 'succeeded' and p.provider_payment_id = original;
+    if payment.id is null then
+      return private.finish_event('zift', event_id, account.organization_id, 'unmatched', 'no recorded payment for transaction ' || coalesce(original, '?'));
+    end if;
+    amount := least(amount, payment.amount_cents - payment.refunded_cents);
+    if amount <= 0 then
+      return private.finish_event('zift', event_id, account.organization_id, 'ignored', 'already refunded');
+    end if;
+    payment := public.refund_payment(account.organization_id, payment.id, amount, 'Zift ' || kind || ' ' || transaction_id);
+    return private.finish_event('zift', event_id, account.organization_id, 'applied', format('refunded %s cents of payment %s', amount, payment.id));
+  end if;
+  return private.finish_event('zift', event_id, account.organization_id, 'ignored', format('Wingtel does not act on a %s with code %s', kind, code));
+end;
+$$;
+comment on function public.handle_zift_event(jsonb, jsonb, text) is 'Applies one Zift notification once, from the gateway''s confirmation of the transaction (find): approved sales are payments, declines failed attempts, approved refunds and voids refunds. Returns {outcome, event_id, detail}.';
+
+revoke all on function public.handle_zift_event(jsonb, jsonb, text) from public, anon, authenticated;
+grant execute on function public.handle_zift_event(jsonb, jsonb, text) to service_role;
+
+-- >>> sql/50_functions/70_scheduler.sql (sha256 97f0562bf43e31cde82d83b0221e616c5472d13a954276e243583530b9dff817)
+-- The scheduler of `wingtel serve` (Sources/WingtelFunctions/Outbox/Scheduler.swift). Every
+-- few minutes it asks which jobs are due and runs each in a transaction of its own:
+--   bill_run       run_bill_cycle for the organization's current month: bills the accounts whose
+--                  billing day has come (a re-run changes nothing), daily from 02:00 local time;
+--   autopay        queue_autopay_charges: charges of the autopay accounts' issued invoices and the
+--                  retries due after declines, daily from 02:00 (after the bill run);
+--   dunning        run_dunning, daily from 06:00 local time (after the bill run);
+--   plan_changes   apply_scheduled_plan_changes (downgrades whose period started), every tick.
+-- A daily job is claimed once per organization and local day (private.job_runs): with several
+-- servers, one runs it. A failed job keeps its error and is tried again ten minutes later.
+-- On Supabase without `wingtel serve`, pg_cron can call the same functions (docs/API.md).
+
+create or replace function public.claim_scheduled_jobs(as_of timestamptz default now())
+returns table (job text, organization_id uuid, run_on date)
+language sql
+security definer
+set search_path = ''
+as $$
+  insert into private.job_runs as r (job, organization_id, run_on)
+  select j.job, o.id, (claim_scheduled_jobs.as_of at time zone o.time_zone)::date
+  from public.organizations o
+  cross join (values ('bill_run', time '02:00'), ('autopay', time '02:00'), ('dunning', time '06:00')) as j (job, not_before)
+  where (claim_scheduled_jobs.as_of at time zone o.time_zone)::time >= j.not_before
+  -- A job that failed is tried again after ten minutes; one whose server died (claimed, never
+  -- finished) after two hours.
+  on conflict on constraint job_runs_pkey do update
+     set started_at = now(), finished_at = null, outcome = null, result = null
+   where (r.outcome = 'failed' and r.finished_at < now() - interval '10 minutes')
+      or (r.outcome is null and r.started_at < now() - interval '2 hours')
+  returning r.job, r.organization_id, r.run_on
+$$;
+comment on function public.claim_scheduled_jobs(timestamptz) is 'The daily jobs due now that no server has claimed yet for the organization''s local day; claims them (services only).';
+
+create or replace function public.run_scheduled_job(job text, organization_id uuid, run_on date, as_of timestamptz default now())
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  job_result jsonb;
+begin
+  perform set_config('wingtel.actor', 'scheduler', true);
+  case run_scheduled_job.job
+    when 'bill_run' then
+      select to_jsonb(r) into job_result
+      from public.run_bill_cycle(run_scheduled_job.organization_id, date_trunc('month', run_scheduled_job.run_on)::date, run_scheduled_job.as_of) r;
+    when 'autopay' then
+      job_result := jsonb_build_object('charges_queued',
+        public.queue_autopay_charges(run_scheduled_job.organization_id, run_scheduled_job.as_of));
+    when 'dunning' then
+      select coalesce(jsonb_object_agg(d.step, d.invoices), '{}') into job_result
+      from public.run_dunning(run_scheduled_job.organization_id, run_scheduled_job.as_of) d;
+    else
+      raise exception 'unknown scheduled job %', run_scheduled_job.job using errcode = '22023';
+  end case;
+  update private.job_runs r set finished_at = now(), outcome = 'succeeded', result = job_result
+   where r.job = run_scheduled_job.job and r.organization_id = run_scheduled_job.organization_id and r.run_on = run_scheduled_job.run_on;
+  return job_result;
+end;
+$$;
+comment on function public.run_scheduled_job(text, uuid, date, timestamptz) is 'Runs one claimed daily job (bill_run, autopay, dunning) as the scheduler and records its result; on error nothing of it stays (the scheduler then calls fail_scheduled_job).';
+
+create or replace function public.fail_scheduled_job(job text, organization_id uuid, run_on date, error text)
+returns void
+language sql
+security definer
+set search_path = ''
+as $$
+  update private.job_runs r set finished_at = now(), outcome = 'failed', result = jsonb_build_object('error', fail_scheduled_job.error)
+   where r.job = fail_scheduled_job.job and r.organization_id = fail_scheduled_job.organization_id and r.run_on = fail_scheduled_job.run_on
+$$;
+comment on function public.fail_scheduled_job(text, uuid, date, text) is 'Records that a claimed job failed, with the error; it is claimed again after ten minutes.';
+
+create or replace view public.scheduled_job_runs with (security_barrier) as
+select r.organization_id, r.job, r.run_on, r.started_at, r.finished_at, r.outcome, r.result
+from private.job_runs r
+where r.organization_id = any ((select private.user_org_ids('operator'))::uuid[])
+   or coalesce(nullif(current_setting('role', true), ''), 'none') = 'service_role';
+comment on view public.scheduled_job_runs is 'Daily scheduled jobs of the caller''s organizations (operators and up): when each ran and what it did.';
+
+revoke all on function public.claim_scheduled_jobs(timestamptz), public.run_scheduled_job(text, uuid, date, timestamptz),
+  public.fail_scheduled_job(text, uuid, date, text) from public, anon, authenticated;
+grant execute on function public.claim_scheduled_jobs(timestamptz), public.run_scheduled_job(text, uuid, date, timestamptz),
+  public.fail_scheduled_job(text, uuid, date, text) to service_role;
+revoke all on public.scheduled_job_runs from public, anon;
+grant select on public.scheduled_job_runs to authenticated, service_role;
