@@ -611,8 +611,10 @@ extension Public {
             public var updatedAt: Date
             /// The Stripe customer (cus_…) that pays for this account; Stripe events about it apply here.
             public var stripeCustomerId: String?
+            /// Charge the default payment method for each invoice when it is issued (and again on the policy's retry days after a decline).
+            public var autopay: Bool
 
-            public init(organizationId: UUID, id: UUID, externalId: String? = nil, name: String, email: String? = nil, phone: String? = nil, addressLine1: String? = nil, addressLine2: String? = nil, city: String? = nil, state: String? = nil, postalCode: String? = nil, country: String, county: String? = nil, billingDay: Int16, status: Public.AccountStatus, tags: [String], createdAt: Date, updatedAt: Date, stripeCustomerId: String? = nil) {
+            public init(organizationId: UUID, id: UUID, externalId: String? = nil, name: String, email: String? = nil, phone: String? = nil, addressLine1: String? = nil, addressLine2: String? = nil, city: String? = nil, state: String? = nil, postalCode: String? = nil, country: String, county: String? = nil, billingDay: Int16, status: Public.AccountStatus, tags: [String], createdAt: Date, updatedAt: Date, stripeCustomerId: String? = nil, autopay: Bool) {
                 self.organizationId = organizationId
                 self.id = id
                 self.externalId = externalId
@@ -632,6 +634,7 @@ extension Public {
                 self.createdAt = createdAt
                 self.updatedAt = updatedAt
                 self.stripeCustomerId = stripeCustomerId
+                self.autopay = autopay
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -654,6 +657,7 @@ extension Public {
                 case createdAt = "created_at"
                 case updatedAt = "updated_at"
                 case stripeCustomerId = "stripe_customer_id"
+                case autopay
             }
         }
 
@@ -680,8 +684,10 @@ extension Public {
             public var updatedAt: Date?
             /// The Stripe customer (cus_…) that pays for this account; Stripe events about it apply here.
             public var stripeCustomerId: String?
+            /// Charge the default payment method for each invoice when it is issued (and again on the policy's retry days after a decline).
+            public var autopay: Bool?
 
-            public init(organizationId: UUID, id: UUID? = nil, externalId: String? = nil, name: String, email: String? = nil, phone: String? = nil, addressLine1: String? = nil, addressLine2: String? = nil, city: String? = nil, state: String? = nil, postalCode: String? = nil, country: String? = nil, county: String? = nil, billingDay: Int16? = nil, status: Public.AccountStatus? = nil, tags: [String]? = nil, createdAt: Date? = nil, updatedAt: Date? = nil, stripeCustomerId: String? = nil) {
+            public init(organizationId: UUID, id: UUID? = nil, externalId: String? = nil, name: String, email: String? = nil, phone: String? = nil, addressLine1: String? = nil, addressLine2: String? = nil, city: String? = nil, state: String? = nil, postalCode: String? = nil, country: String? = nil, county: String? = nil, billingDay: Int16? = nil, status: Public.AccountStatus? = nil, tags: [String]? = nil, createdAt: Date? = nil, updatedAt: Date? = nil, stripeCustomerId: String? = nil, autopay: Bool? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.externalId = externalId
@@ -701,6 +707,7 @@ extension Public {
                 self.createdAt = createdAt
                 self.updatedAt = updatedAt
                 self.stripeCustomerId = stripeCustomerId
+                self.autopay = autopay
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -723,6 +730,7 @@ extension Public {
                 case createdAt = "created_at"
                 case updatedAt = "updated_at"
                 case stripeCustomerId = "stripe_customer_id"
+                case autopay
             }
         }
 
@@ -749,8 +757,10 @@ extension Public {
             public var updatedAt: Date?
             /// The Stripe customer (cus_…) that pays for this account; Stripe events about it apply here.
             public var stripeCustomerId: String?
+            /// Charge the default payment method for each invoice when it is issued (and again on the policy's retry days after a decline).
+            public var autopay: Bool?
 
-            public init(organizationId: UUID? = nil, id: UUID? = nil, externalId: String? = nil, name: String? = nil, email: String? = nil, phone: String? = nil, addressLine1: String? = nil, addressLine2: String? = nil, city: String? = nil, state: String? = nil, postalCode: String? = nil, country: String? = nil, county: String? = nil, billingDay: Int16? = nil, status: Public.AccountStatus? = nil, tags: [String]? = nil, createdAt: Date? = nil, updatedAt: Date? = nil, stripeCustomerId: String? = nil) {
+            public init(organizationId: UUID? = nil, id: UUID? = nil, externalId: String? = nil, name: String? = nil, email: String? = nil, phone: String? = nil, addressLine1: String? = nil, addressLine2: String? = nil, city: String? = nil, state: String? = nil, postalCode: String? = nil, country: String? = nil, county: String? = nil, billingDay: Int16? = nil, status: Public.AccountStatus? = nil, tags: [String]? = nil, createdAt: Date? = nil, updatedAt: Date? = nil, stripeCustomerId: String? = nil, autopay: Bool? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.externalId = externalId
@@ -770,6 +780,7 @@ extension Public {
                 self.createdAt = createdAt
                 self.updatedAt = updatedAt
                 self.stripeCustomerId = stripeCustomerId
+                self.autopay = autopay
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -792,6 +803,7 @@ extension Public {
                 case createdAt = "created_at"
                 case updatedAt = "updated_at"
                 case stripeCustomerId = "stripe_customer_id"
+                case autopay
             }
         }
     }
@@ -1109,8 +1121,10 @@ extension Public {
             public var applyWalletToInvoices: Bool
             public var taxProvider: String
             public var updatedAt: Date
+            /// After a declined autopay charge, how many days until the next attempt: one entry per retry ({3,5,7}: three retries, 3, 5 and 7 days after the decline before them). Empty: no retries.
+            public var autopayRetryDays: [Int32]
 
-            public init(organizationId: UUID, invoicePrefix: String, creditNotePrefix: String, nextInvoiceNumber: Int64, nextCreditNoteNumber: Int64, paymentTermsDays: Int32, reminderDays: [Int32], pastDueAfterDays: Int32, suspendAfterDays: Int32, writeOffAfterDays: Int32, dunningEnabled: Bool, creditUnusedDays: Bool, applyWalletToInvoices: Bool, taxProvider: String, updatedAt: Date) {
+            public init(organizationId: UUID, invoicePrefix: String, creditNotePrefix: String, nextInvoiceNumber: Int64, nextCreditNoteNumber: Int64, paymentTermsDays: Int32, reminderDays: [Int32], pastDueAfterDays: Int32, suspendAfterDays: Int32, writeOffAfterDays: Int32, dunningEnabled: Bool, creditUnusedDays: Bool, applyWalletToInvoices: Bool, taxProvider: String, updatedAt: Date, autopayRetryDays: [Int32]) {
                 self.organizationId = organizationId
                 self.invoicePrefix = invoicePrefix
                 self.creditNotePrefix = creditNotePrefix
@@ -1126,6 +1140,7 @@ extension Public {
                 self.applyWalletToInvoices = applyWalletToInvoices
                 self.taxProvider = taxProvider
                 self.updatedAt = updatedAt
+                self.autopayRetryDays = autopayRetryDays
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -1144,6 +1159,7 @@ extension Public {
                 case applyWalletToInvoices = "apply_wallet_to_invoices"
                 case taxProvider = "tax_provider"
                 case updatedAt = "updated_at"
+                case autopayRetryDays = "autopay_retry_days"
             }
         }
 
@@ -1164,8 +1180,10 @@ extension Public {
             public var applyWalletToInvoices: Bool?
             public var taxProvider: String?
             public var updatedAt: Date?
+            /// After a declined autopay charge, how many days until the next attempt: one entry per retry ({3,5,7}: three retries, 3, 5 and 7 days after the decline before them). Empty: no retries.
+            public var autopayRetryDays: [Int32]?
 
-            public init(organizationId: UUID, invoicePrefix: String? = nil, creditNotePrefix: String? = nil, nextInvoiceNumber: Int64? = nil, nextCreditNoteNumber: Int64? = nil, paymentTermsDays: Int32? = nil, reminderDays: [Int32]? = nil, pastDueAfterDays: Int32? = nil, suspendAfterDays: Int32? = nil, writeOffAfterDays: Int32? = nil, dunningEnabled: Bool? = nil, creditUnusedDays: Bool? = nil, applyWalletToInvoices: Bool? = nil, taxProvider: String? = nil, updatedAt: Date? = nil) {
+            public init(organizationId: UUID, invoicePrefix: String? = nil, creditNotePrefix: String? = nil, nextInvoiceNumber: Int64? = nil, nextCreditNoteNumber: Int64? = nil, paymentTermsDays: Int32? = nil, reminderDays: [Int32]? = nil, pastDueAfterDays: Int32? = nil, suspendAfterDays: Int32? = nil, writeOffAfterDays: Int32? = nil, dunningEnabled: Bool? = nil, creditUnusedDays: Bool? = nil, applyWalletToInvoices: Bool? = nil, taxProvider: String? = nil, updatedAt: Date? = nil, autopayRetryDays: [Int32]? = nil) {
                 self.organizationId = organizationId
                 self.invoicePrefix = invoicePrefix
                 self.creditNotePrefix = creditNotePrefix
@@ -1181,6 +1199,7 @@ extension Public {
                 self.applyWalletToInvoices = applyWalletToInvoices
                 self.taxProvider = taxProvider
                 self.updatedAt = updatedAt
+                self.autopayRetryDays = autopayRetryDays
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -1199,6 +1218,7 @@ extension Public {
                 case applyWalletToInvoices = "apply_wallet_to_invoices"
                 case taxProvider = "tax_provider"
                 case updatedAt = "updated_at"
+                case autopayRetryDays = "autopay_retry_days"
             }
         }
 
@@ -1219,8 +1239,10 @@ extension Public {
             public var applyWalletToInvoices: Bool?
             public var taxProvider: String?
             public var updatedAt: Date?
+            /// After a declined autopay charge, how many days until the next attempt: one entry per retry ({3,5,7}: three retries, 3, 5 and 7 days after the decline before them). Empty: no retries.
+            public var autopayRetryDays: [Int32]?
 
-            public init(organizationId: UUID? = nil, invoicePrefix: String? = nil, creditNotePrefix: String? = nil, nextInvoiceNumber: Int64? = nil, nextCreditNoteNumber: Int64? = nil, paymentTermsDays: Int32? = nil, reminderDays: [Int32]? = nil, pastDueAfterDays: Int32? = nil, suspendAfterDays: Int32? = nil, writeOffAfterDays: Int32? = nil, dunningEnabled: Bool? = nil, creditUnusedDays: Bool? = nil, applyWalletToInvoices: Bool? = nil, taxProvider: String? = nil, updatedAt: Date? = nil) {
+            public init(organizationId: UUID? = nil, invoicePrefix: String? = nil, creditNotePrefix: String? = nil, nextInvoiceNumber: Int64? = nil, nextCreditNoteNumber: Int64? = nil, paymentTermsDays: Int32? = nil, reminderDays: [Int32]? = nil, pastDueAfterDays: Int32? = nil, suspendAfterDays: Int32? = nil, writeOffAfterDays: Int32? = nil, dunningEnabled: Bool? = nil, creditUnusedDays: Bool? = nil, applyWalletToInvoices: Bool? = nil, taxProvider: String? = nil, updatedAt: Date? = nil, autopayRetryDays: [Int32]? = nil) {
                 self.organizationId = organizationId
                 self.invoicePrefix = invoicePrefix
                 self.creditNotePrefix = creditNotePrefix
@@ -1236,6 +1258,7 @@ extension Public {
                 self.applyWalletToInvoices = applyWalletToInvoices
                 self.taxProvider = taxProvider
                 self.updatedAt = updatedAt
+                self.autopayRetryDays = autopayRetryDays
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -1254,6 +1277,7 @@ extension Public {
                 case applyWalletToInvoices = "apply_wallet_to_invoices"
                 case taxProvider = "tax_provider"
                 case updatedAt = "updated_at"
+                case autopayRetryDays = "autopay_retry_days"
             }
         }
     }
@@ -4103,6 +4127,462 @@ extension Public {
 }
 
 extension Public {
+    /// Charges of saved payment methods (autopay and charges staff ask for), queued for the payment worker: pending → succeeded | declined | dead (sends exhausted) | canceled, or awaiting_confirmation while the provider finishes (Stripe processing, Zift X02) and its webhook settles it. Each carries the idempotency key sent to the provider, so a resend never charges twice.
+    ///
+    /// - Remark: Generated from table `public.payment_charges`.
+    public enum PaymentCharges: WingtelTable {
+        public static let qualifiedName = "public.payment_charges"
+
+        /// A row as read from `public.payment_charges`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID
+            public var accountId: UUID
+            public var invoiceId: UUID?
+            public var paymentMethodId: UUID
+            public var provider: String
+            /// autopay: queued by queue_autopay_charges for an issued invoice; staff: asked for with charge_payment_method.
+            public var origin: String
+            public var amountCents: Int64
+            public var currency: String
+            /// Which attempt at the invoice this is: 1 when it is issued, 2… the retries after declines (billing_policies.autopay_retry_days).
+            public var attempt: Int32
+            /// Sent as Stripe's Idempotency-Key and as Zift's transactionCode: a resend after a timeout is answered with the first result.
+            public var idempotencyKey: String
+            public var status: String
+            /// How often the worker sent it (network failures, 5xx and 429 are sent again with the same idempotency key); dead after max_sends.
+            public var sends: Int32
+            public var maxSends: Int32
+            public var nextAttemptAt: Date
+            public var lockedBy: String?
+            public var leaseUntil: Date?
+            public var providerPaymentId: String?
+            public var paymentId: UUID?
+            public var failureCode: String?
+            public var failureMessage: String?
+            public var lastError: String?
+            public var createdAt: Date
+            public var updatedAt: Date
+            public var finishedAt: Date?
+
+            public init(organizationId: UUID, id: UUID, accountId: UUID, invoiceId: UUID? = nil, paymentMethodId: UUID, provider: String, origin: String, amountCents: Int64, currency: String, attempt: Int32, idempotencyKey: String, status: String, sends: Int32, maxSends: Int32, nextAttemptAt: Date, lockedBy: String? = nil, leaseUntil: Date? = nil, providerPaymentId: String? = nil, paymentId: UUID? = nil, failureCode: String? = nil, failureMessage: String? = nil, lastError: String? = nil, createdAt: Date, updatedAt: Date, finishedAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.invoiceId = invoiceId
+                self.paymentMethodId = paymentMethodId
+                self.provider = provider
+                self.origin = origin
+                self.amountCents = amountCents
+                self.currency = currency
+                self.attempt = attempt
+                self.idempotencyKey = idempotencyKey
+                self.status = status
+                self.sends = sends
+                self.maxSends = maxSends
+                self.nextAttemptAt = nextAttemptAt
+                self.lockedBy = lockedBy
+                self.leaseUntil = leaseUntil
+                self.providerPaymentId = providerPaymentId
+                self.paymentId = paymentId
+                self.failureCode = failureCode
+                self.failureMessage = failureMessage
+                self.lastError = lastError
+                self.createdAt = createdAt
+                self.updatedAt = updatedAt
+                self.finishedAt = finishedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case invoiceId = "invoice_id"
+                case paymentMethodId = "payment_method_id"
+                case provider
+                case origin
+                case amountCents = "amount_cents"
+                case currency
+                case attempt
+                case idempotencyKey = "idempotency_key"
+                case status
+                case sends
+                case maxSends = "max_sends"
+                case nextAttemptAt = "next_attempt_at"
+                case lockedBy = "locked_by"
+                case leaseUntil = "lease_until"
+                case providerPaymentId = "provider_payment_id"
+                case paymentId = "payment_id"
+                case failureCode = "failure_code"
+                case failureMessage = "failure_message"
+                case lastError = "last_error"
+                case createdAt = "created_at"
+                case updatedAt = "updated_at"
+                case finishedAt = "finished_at"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID?
+            public var accountId: UUID
+            public var invoiceId: UUID?
+            public var paymentMethodId: UUID
+            public var provider: String
+            /// autopay: queued by queue_autopay_charges for an issued invoice; staff: asked for with charge_payment_method.
+            public var origin: String?
+            public var amountCents: Int64
+            public var currency: String
+            /// Which attempt at the invoice this is: 1 when it is issued, 2… the retries after declines (billing_policies.autopay_retry_days).
+            public var attempt: Int32?
+            /// Sent as Stripe's Idempotency-Key and as Zift's transactionCode: a resend after a timeout is answered with the first result.
+            public var idempotencyKey: String
+            public var status: String?
+            /// How often the worker sent it (network failures, 5xx and 429 are sent again with the same idempotency key); dead after max_sends.
+            public var sends: Int32?
+            public var maxSends: Int32?
+            public var nextAttemptAt: Date?
+            public var lockedBy: String?
+            public var leaseUntil: Date?
+            public var providerPaymentId: String?
+            public var paymentId: UUID?
+            public var failureCode: String?
+            public var failureMessage: String?
+            public var lastError: String?
+            public var createdAt: Date?
+            public var updatedAt: Date?
+            public var finishedAt: Date?
+
+            public init(organizationId: UUID, id: UUID? = nil, accountId: UUID, invoiceId: UUID? = nil, paymentMethodId: UUID, provider: String, origin: String? = nil, amountCents: Int64, currency: String, attempt: Int32? = nil, idempotencyKey: String, status: String? = nil, sends: Int32? = nil, maxSends: Int32? = nil, nextAttemptAt: Date? = nil, lockedBy: String? = nil, leaseUntil: Date? = nil, providerPaymentId: String? = nil, paymentId: UUID? = nil, failureCode: String? = nil, failureMessage: String? = nil, lastError: String? = nil, createdAt: Date? = nil, updatedAt: Date? = nil, finishedAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.invoiceId = invoiceId
+                self.paymentMethodId = paymentMethodId
+                self.provider = provider
+                self.origin = origin
+                self.amountCents = amountCents
+                self.currency = currency
+                self.attempt = attempt
+                self.idempotencyKey = idempotencyKey
+                self.status = status
+                self.sends = sends
+                self.maxSends = maxSends
+                self.nextAttemptAt = nextAttemptAt
+                self.lockedBy = lockedBy
+                self.leaseUntil = leaseUntil
+                self.providerPaymentId = providerPaymentId
+                self.paymentId = paymentId
+                self.failureCode = failureCode
+                self.failureMessage = failureMessage
+                self.lastError = lastError
+                self.createdAt = createdAt
+                self.updatedAt = updatedAt
+                self.finishedAt = finishedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case invoiceId = "invoice_id"
+                case paymentMethodId = "payment_method_id"
+                case provider
+                case origin
+                case amountCents = "amount_cents"
+                case currency
+                case attempt
+                case idempotencyKey = "idempotency_key"
+                case status
+                case sends
+                case maxSends = "max_sends"
+                case nextAttemptAt = "next_attempt_at"
+                case lockedBy = "locked_by"
+                case leaseUntil = "lease_until"
+                case providerPaymentId = "provider_payment_id"
+                case paymentId = "payment_id"
+                case failureCode = "failure_code"
+                case failureMessage = "failure_message"
+                case lastError = "last_error"
+                case createdAt = "created_at"
+                case updatedAt = "updated_at"
+                case finishedAt = "finished_at"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var accountId: UUID?
+            public var invoiceId: UUID?
+            public var paymentMethodId: UUID?
+            public var provider: String?
+            /// autopay: queued by queue_autopay_charges for an issued invoice; staff: asked for with charge_payment_method.
+            public var origin: String?
+            public var amountCents: Int64?
+            public var currency: String?
+            /// Which attempt at the invoice this is: 1 when it is issued, 2… the retries after declines (billing_policies.autopay_retry_days).
+            public var attempt: Int32?
+            /// Sent as Stripe's Idempotency-Key and as Zift's transactionCode: a resend after a timeout is answered with the first result.
+            public var idempotencyKey: String?
+            public var status: String?
+            /// How often the worker sent it (network failures, 5xx and 429 are sent again with the same idempotency key); dead after max_sends.
+            public var sends: Int32?
+            public var maxSends: Int32?
+            public var nextAttemptAt: Date?
+            public var lockedBy: String?
+            public var leaseUntil: Date?
+            public var providerPaymentId: String?
+            public var paymentId: UUID?
+            public var failureCode: String?
+            public var failureMessage: String?
+            public var lastError: String?
+            public var createdAt: Date?
+            public var updatedAt: Date?
+            public var finishedAt: Date?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, accountId: UUID? = nil, invoiceId: UUID? = nil, paymentMethodId: UUID? = nil, provider: String? = nil, origin: String? = nil, amountCents: Int64? = nil, currency: String? = nil, attempt: Int32? = nil, idempotencyKey: String? = nil, status: String? = nil, sends: Int32? = nil, maxSends: Int32? = nil, nextAttemptAt: Date? = nil, lockedBy: String? = nil, leaseUntil: Date? = nil, providerPaymentId: String? = nil, paymentId: UUID? = nil, failureCode: String? = nil, failureMessage: String? = nil, lastError: String? = nil, createdAt: Date? = nil, updatedAt: Date? = nil, finishedAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.invoiceId = invoiceId
+                self.paymentMethodId = paymentMethodId
+                self.provider = provider
+                self.origin = origin
+                self.amountCents = amountCents
+                self.currency = currency
+                self.attempt = attempt
+                self.idempotencyKey = idempotencyKey
+                self.status = status
+                self.sends = sends
+                self.maxSends = maxSends
+                self.nextAttemptAt = nextAttemptAt
+                self.lockedBy = lockedBy
+                self.leaseUntil = leaseUntil
+                self.providerPaymentId = providerPaymentId
+                self.paymentId = paymentId
+                self.failureCode = failureCode
+                self.failureMessage = failureMessage
+                self.lastError = lastError
+                self.createdAt = createdAt
+                self.updatedAt = updatedAt
+                self.finishedAt = finishedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case invoiceId = "invoice_id"
+                case paymentMethodId = "payment_method_id"
+                case provider
+                case origin
+                case amountCents = "amount_cents"
+                case currency
+                case attempt
+                case idempotencyKey = "idempotency_key"
+                case status
+                case sends
+                case maxSends = "max_sends"
+                case nextAttemptAt = "next_attempt_at"
+                case lockedBy = "locked_by"
+                case leaseUntil = "lease_until"
+                case providerPaymentId = "provider_payment_id"
+                case paymentId = "payment_id"
+                case failureCode = "failure_code"
+                case failureMessage = "failure_message"
+                case lastError = "last_error"
+                case createdAt = "created_at"
+                case updatedAt = "updated_at"
+                case finishedAt = "finished_at"
+            }
+        }
+    }
+}
+
+extension Public {
+    /// Saved payment methods of an account as provider tokens (a Stripe PaymentMethod with its Customer, or a Zift stored-card token) with the brand, last four digits and expiry for display. Card numbers never enter the database. The default method is what autopay charges.
+    ///
+    /// - Remark: Generated from table `public.payment_methods`.
+    public enum PaymentMethods: WingtelTable {
+        public static let qualifiedName = "public.payment_methods"
+
+        /// A row as read from `public.payment_methods`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID
+            public var accountId: UUID
+            public var provider: String
+            /// The provider's token: pm_… for Stripe, the stored-card token for Zift.
+            public var token: String
+            /// The Stripe Customer (cus_…) the PaymentMethod is attached to; Stripe charges off-session need it.
+            public var providerCustomerId: String?
+            public var brand: String?
+            public var last4: String?
+            public var expMonth: Int32?
+            public var expYear: Int32?
+            public var isDefault: Bool
+            public var status: String
+            public var createdAt: Date
+            public var updatedAt: Date
+            public var removedAt: Date?
+
+            public init(organizationId: UUID, id: UUID, accountId: UUID, provider: String, token: String, providerCustomerId: String? = nil, brand: String? = nil, last4: String? = nil, expMonth: Int32? = nil, expYear: Int32? = nil, isDefault: Bool, status: String, createdAt: Date, updatedAt: Date, removedAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.provider = provider
+                self.token = token
+                self.providerCustomerId = providerCustomerId
+                self.brand = brand
+                self.last4 = last4
+                self.expMonth = expMonth
+                self.expYear = expYear
+                self.isDefault = isDefault
+                self.status = status
+                self.createdAt = createdAt
+                self.updatedAt = updatedAt
+                self.removedAt = removedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case provider
+                case token
+                case providerCustomerId = "provider_customer_id"
+                case brand
+                case last4
+                case expMonth = "exp_month"
+                case expYear = "exp_year"
+                case isDefault = "is_default"
+                case status
+                case createdAt = "created_at"
+                case updatedAt = "updated_at"
+                case removedAt = "removed_at"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var id: UUID?
+            public var accountId: UUID
+            public var provider: String
+            /// The provider's token: pm_… for Stripe, the stored-card token for Zift.
+            public var token: String
+            /// The Stripe Customer (cus_…) the PaymentMethod is attached to; Stripe charges off-session need it.
+            public var providerCustomerId: String?
+            public var brand: String?
+            public var last4: String?
+            public var expMonth: Int32?
+            public var expYear: Int32?
+            public var isDefault: Bool?
+            public var status: String?
+            public var createdAt: Date?
+            public var updatedAt: Date?
+            public var removedAt: Date?
+
+            public init(organizationId: UUID, id: UUID? = nil, accountId: UUID, provider: String, token: String, providerCustomerId: String? = nil, brand: String? = nil, last4: String? = nil, expMonth: Int32? = nil, expYear: Int32? = nil, isDefault: Bool? = nil, status: String? = nil, createdAt: Date? = nil, updatedAt: Date? = nil, removedAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.provider = provider
+                self.token = token
+                self.providerCustomerId = providerCustomerId
+                self.brand = brand
+                self.last4 = last4
+                self.expMonth = expMonth
+                self.expYear = expYear
+                self.isDefault = isDefault
+                self.status = status
+                self.createdAt = createdAt
+                self.updatedAt = updatedAt
+                self.removedAt = removedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case provider
+                case token
+                case providerCustomerId = "provider_customer_id"
+                case brand
+                case last4
+                case expMonth = "exp_month"
+                case expYear = "exp_year"
+                case isDefault = "is_default"
+                case status
+                case createdAt = "created_at"
+                case updatedAt = "updated_at"
+                case removedAt = "removed_at"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var accountId: UUID?
+            public var provider: String?
+            /// The provider's token: pm_… for Stripe, the stored-card token for Zift.
+            public var token: String?
+            /// The Stripe Customer (cus_…) the PaymentMethod is attached to; Stripe charges off-session need it.
+            public var providerCustomerId: String?
+            public var brand: String?
+            public var last4: String?
+            public var expMonth: Int32?
+            public var expYear: Int32?
+            public var isDefault: Bool?
+            public var status: String?
+            public var createdAt: Date?
+            public var updatedAt: Date?
+            public var removedAt: Date?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, accountId: UUID? = nil, provider: String? = nil, token: String? = nil, providerCustomerId: String? = nil, brand: String? = nil, last4: String? = nil, expMonth: Int32? = nil, expYear: Int32? = nil, isDefault: Bool? = nil, status: String? = nil, createdAt: Date? = nil, updatedAt: Date? = nil, removedAt: Date? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.provider = provider
+                self.token = token
+                self.providerCustomerId = providerCustomerId
+                self.brand = brand
+                self.last4 = last4
+                self.expMonth = expMonth
+                self.expYear = expYear
+                self.isDefault = isDefault
+                self.status = status
+                self.createdAt = createdAt
+                self.updatedAt = updatedAt
+                self.removedAt = removedAt
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case provider
+                case token
+                case providerCustomerId = "provider_customer_id"
+                case brand
+                case last4
+                case expMonth = "exp_month"
+                case expYear = "exp_year"
+                case isDefault = "is_default"
+                case status
+                case createdAt = "created_at"
+                case updatedAt = "updated_at"
+                case removedAt = "removed_at"
+            }
+        }
+    }
+}
+
+extension Public {
     /// Payment attempts (cards, ACH, cash) as recorded by record_payment — by staff or the Stripe/Zift webhooks. Failed attempts are kept for dunning and churn analysis.
     ///
     /// - Remark: Generated from table `public.payments`.
@@ -6552,6 +7032,66 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
+    /// Saves a payment method token (Stripe pm_… with its customer, or a Zift token) for an account, by default as the method autopay charges; the same token again is the same method. Refuses anything that looks like a card number. Staff (agent and up) or the account's customer.
+    ///
+    /// - Remark: Generated from `public.add_payment_method(uuid,uuid,text,text,text,text,text,integer,integer,boolean)`.
+    public struct AddPaymentMethod: WingtelFunction {
+        public typealias Output = Public.PaymentMethods.Row?
+        public static let qualifiedName = "public.add_payment_method"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "account_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "provider", sqlType: "text", hasDefault: false),
+            WingtelArgument(name: "token", sqlType: "text", hasDefault: false),
+            WingtelArgument(name: "provider_customer_id", sqlType: "text", hasDefault: true),
+            WingtelArgument(name: "brand", sqlType: "text", hasDefault: true),
+            WingtelArgument(name: "last4", sqlType: "text", hasDefault: true),
+            WingtelArgument(name: "exp_month", sqlType: "integer", hasDefault: true),
+            WingtelArgument(name: "exp_year", sqlType: "integer", hasDefault: true),
+            WingtelArgument(name: "make_default", sqlType: "boolean", hasDefault: true),
+        ]
+
+        public var organizationId: UUID
+        public var accountId: UUID
+        public var provider: String
+        public var token: String
+        public var providerCustomerId: String?
+        public var brand: String?
+        public var last4: String?
+        public var expMonth: Int32?
+        public var expYear: Int32?
+        public var makeDefault: Bool?
+
+        public init(organizationId: UUID, accountId: UUID, provider: String, token: String, providerCustomerId: String? = nil, brand: String? = nil, last4: String? = nil, expMonth: Int32? = nil, expYear: Int32? = nil, makeDefault: Bool? = nil) {
+            self.organizationId = organizationId
+            self.accountId = accountId
+            self.provider = provider
+            self.token = token
+            self.providerCustomerId = providerCustomerId
+            self.brand = brand
+            self.last4 = last4
+            self.expMonth = expMonth
+            self.expYear = expYear
+            self.makeDefault = makeDefault
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case accountId = "account_id"
+            case provider
+            case token
+            case providerCustomerId = "provider_customer_id"
+            case brand
+            case last4
+            case expMonth = "exp_month"
+            case expYear = "exp_year"
+            case makeDefault = "make_default"
+        }
+    }
+}
+
+extension Public.Functions {
     /// Queues the carrier plan change of every downgrade whose period has started (services only); returns how many.
     ///
     /// - Remark: Generated from `public.apply_scheduled_plan_changes(timestamp with time zone)`.
@@ -6769,6 +7309,50 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
+    /// Queues a charge of a saved payment method (the default unless one is named): the invoice's outstanding amount, everything the account owes, or amount_cents. The payment worker sends it; once per idempotency key (agents and up).
+    ///
+    /// - Remark: Generated from `public.charge_payment_method(uuid,uuid,bigint,uuid,uuid,text)`.
+    public struct ChargePaymentMethod: WingtelFunction {
+        public typealias Output = Public.PaymentCharges.Row?
+        public static let qualifiedName = "public.charge_payment_method"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "account_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "amount_cents", sqlType: "bigint", hasDefault: true),
+            WingtelArgument(name: "invoice_id", sqlType: "uuid", hasDefault: true),
+            WingtelArgument(name: "payment_method_id", sqlType: "uuid", hasDefault: true),
+            WingtelArgument(name: "idempotency_key", sqlType: "text", hasDefault: true),
+        ]
+
+        public var organizationId: UUID
+        public var accountId: UUID
+        public var amountCents: Int64?
+        public var invoiceId: UUID?
+        public var paymentMethodId: UUID?
+        public var idempotencyKey: String?
+
+        public init(organizationId: UUID, accountId: UUID, amountCents: Int64? = nil, invoiceId: UUID? = nil, paymentMethodId: UUID? = nil, idempotencyKey: String? = nil) {
+            self.organizationId = organizationId
+            self.accountId = accountId
+            self.amountCents = amountCents
+            self.invoiceId = invoiceId
+            self.paymentMethodId = paymentMethodId
+            self.idempotencyKey = idempotencyKey
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case accountId = "account_id"
+            case amountCents = "amount_cents"
+            case invoiceId = "invoice_id"
+            case paymentMethodId = "payment_method_id"
+            case idempotencyKey = "idempotency_key"
+        }
+    }
+}
+
+extension Public.Functions {
     /// Takes up to max_count commands that are due (or whose lease ran out) for one worker, under a lease; concurrent workers get disjoint sets.
     ///
     /// - Remark: Generated from `public.claim_carrier_commands(text,integer,interval)`.
@@ -6865,6 +7449,88 @@ extension Public.Functions {
                 case idempotencyKey = "idempotency_key"
                 case attempts
                 case maxAttempts = "max_attempts"
+            }
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Takes up to max_count due charges of the given providers for one payment worker under a lease (SKIP LOCKED), with the token and customer to charge; cancels those no longer worth sending first. A charge whose worker died is claimed again when its lease runs out (same idempotency key).
+    ///
+    /// - Remark: Generated from `public.claim_payment_charges(text,integer,interval,text[])`.
+    public struct ClaimPaymentCharges: WingtelFunction {
+        public typealias Output = [Result]
+        public static let qualifiedName = "public.claim_payment_charges"
+        public static let returns: WingtelReturnShape = .rows
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "worker", sqlType: "text", hasDefault: false),
+            WingtelArgument(name: "max_count", sqlType: "integer", hasDefault: true),
+            WingtelArgument(name: "lease", sqlType: "interval", hasDefault: true),
+            WingtelArgument(name: "providers", sqlType: "text[]", hasDefault: true),
+        ]
+
+        public var worker: String
+        public var maxCount: Int32?
+        public var lease: String?
+        public var providers: [String]?
+
+        public init(worker: String, maxCount: Int32? = nil, lease: String? = nil, providers: [String]? = nil) {
+            self.worker = worker
+            self.maxCount = maxCount
+            self.lease = lease
+            self.providers = providers
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case worker
+            case maxCount = "max_count"
+            case lease
+            case providers
+        }
+
+        /// A row of the function's result.
+        public struct Result: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var id: UUID?
+            public var accountId: UUID?
+            public var invoiceId: UUID?
+            public var provider: String?
+            public var token: String?
+            public var providerCustomerId: String?
+            public var amountCents: Int64?
+            public var currency: String?
+            public var idempotencyKey: String?
+            public var sends: Int32?
+            public var description: String?
+
+            public init(organizationId: UUID? = nil, id: UUID? = nil, accountId: UUID? = nil, invoiceId: UUID? = nil, provider: String? = nil, token: String? = nil, providerCustomerId: String? = nil, amountCents: Int64? = nil, currency: String? = nil, idempotencyKey: String? = nil, sends: Int32? = nil, description: String? = nil) {
+                self.organizationId = organizationId
+                self.id = id
+                self.accountId = accountId
+                self.invoiceId = invoiceId
+                self.provider = provider
+                self.token = token
+                self.providerCustomerId = providerCustomerId
+                self.amountCents = amountCents
+                self.currency = currency
+                self.idempotencyKey = idempotencyKey
+                self.sends = sends
+                self.description = description
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case id
+                case accountId = "account_id"
+                case invoiceId = "invoice_id"
+                case provider
+                case token
+                case providerCustomerId = "provider_customer_id"
+                case amountCents = "amount_cents"
+                case currency
+                case idempotencyKey = "idempotency_key"
+                case sends
+                case description
             }
         }
     }
@@ -7081,6 +7747,54 @@ extension Public.Functions {
             case organizationId = "organization_id"
             case runOn = "run_on"
             case error
+        }
+    }
+}
+
+extension Public.Functions {
+    /// The outcome of sending a charge: succeeded (a payment, settling its invoice), declined (a failed attempt for dunning; the next attempt follows the retry days), pending (the provider finishes it; its webhook settles it), retry (not charged: sent again with the same key after a backoff or Retry-After; dead after max_sends). Settling a charge twice changes nothing (services and operators).
+    ///
+    /// - Remark: Generated from `public.finish_payment_charge(uuid,uuid,text,text,text,text,interval)`.
+    public struct FinishPaymentCharge: WingtelFunction {
+        public typealias Output = Public.PaymentCharges.Row?
+        public static let qualifiedName = "public.finish_payment_charge"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "charge_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "outcome", sqlType: "text", hasDefault: false),
+            WingtelArgument(name: "provider_payment_id", sqlType: "text", hasDefault: true),
+            WingtelArgument(name: "failure_code", sqlType: "text", hasDefault: true),
+            WingtelArgument(name: "failure_message", sqlType: "text", hasDefault: true),
+            WingtelArgument(name: "retry_after", sqlType: "interval", hasDefault: true),
+        ]
+
+        public var organizationId: UUID
+        public var chargeId: UUID
+        public var outcome: String
+        public var providerPaymentId: String?
+        public var failureCode: String?
+        public var failureMessage: String?
+        public var retryAfter: String?
+
+        public init(organizationId: UUID, chargeId: UUID, outcome: String, providerPaymentId: String? = nil, failureCode: String? = nil, failureMessage: String? = nil, retryAfter: String? = nil) {
+            self.organizationId = organizationId
+            self.chargeId = chargeId
+            self.outcome = outcome
+            self.providerPaymentId = providerPaymentId
+            self.failureCode = failureCode
+            self.failureMessage = failureMessage
+            self.retryAfter = retryAfter
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case chargeId = "charge_id"
+            case outcome
+            case providerPaymentId = "provider_payment_id"
+            case failureCode = "failure_code"
+            case failureMessage = "failure_message"
+            case retryAfter = "retry_after"
         }
     }
 }
@@ -7857,6 +8571,34 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
+    /// Queues an autopay charge for every issued, unsettled invoice of the organization's autopay accounts: the first attempt at once, retries on the policy's autopay_retry_days after a decline. Re-running queues nothing new. Returns how many were queued (operators; the scheduler's daily autopay job).
+    ///
+    /// - Remark: Generated from `public.queue_autopay_charges(uuid,timestamp with time zone)`.
+    public struct QueueAutopayCharges: WingtelFunction {
+        public typealias Output = Int32?
+        public static let qualifiedName = "public.queue_autopay_charges"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "as_of", sqlType: "timestamp with time zone", hasDefault: true),
+        ]
+
+        public var organizationId: UUID
+        public var asOf: Date?
+
+        public init(organizationId: UUID, asOf: Date? = nil) {
+            self.organizationId = organizationId
+            self.asOf = asOf
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case asOf = "as_of"
+        }
+    }
+}
+
+extension Public.Functions {
     /// Usage rated so far for the cycles that start in a billing month: quantities, allowances and overage per line and per pooled account, as the bill run will invoice them. Staff see every account of the organization; a self-service customer sees their own accounts.
     ///
     /// - Remark: Generated from `public.rate_usage(uuid,date)`.
@@ -8064,6 +8806,34 @@ extension Public.Functions {
         public enum CodingKeys: String, CodingKey {
             case organizationId = "organization_id"
             case userId = "user_id"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Removes a saved payment method (kept for history as removed); charges of it not yet sent are canceled. Staff (agent and up) or the account's customer.
+    ///
+    /// - Remark: Generated from `public.remove_payment_method(uuid,uuid)`.
+    public struct RemovePaymentMethod: WingtelFunction {
+        public typealias Output = Public.PaymentMethods.Row?
+        public static let qualifiedName = "public.remove_payment_method"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "payment_method_id", sqlType: "uuid", hasDefault: false),
+        ]
+
+        public var organizationId: UUID
+        public var paymentMethodId: UUID
+
+        public init(organizationId: UUID, paymentMethodId: UUID) {
+            self.organizationId = organizationId
+            self.paymentMethodId = paymentMethodId
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case paymentMethodId = "payment_method_id"
         }
     }
 }
@@ -8311,7 +9081,7 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
-    /// Runs one claimed daily job (bill_run, dunning) as the scheduler and records its result; on error nothing of it stays (the scheduler then calls fail_scheduled_job).
+    /// Runs one claimed daily job (bill_run, autopay, dunning) as the scheduler and records its result; on error nothing of it stays (the scheduler then calls fail_scheduled_job).
     ///
     /// - Remark: Generated from `public.run_scheduled_job(text,uuid,date,timestamp with time zone)`.
     public struct RunScheduledJob: WingtelFunction {
@@ -8458,6 +9228,38 @@ extension Public.Functions {
             case toNumber = "to_number"
             case body
             case accountId = "account_id"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Turns autopay on (needs a default payment method) or off for an account. Staff (agent and up) or the account's customer.
+    ///
+    /// - Remark: Generated from `public.set_autopay(uuid,uuid,boolean)`.
+    public struct SetAutopay: WingtelFunction {
+        public typealias Output = Public.Accounts.Row?
+        public static let qualifiedName = "public.set_autopay"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "account_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "enabled", sqlType: "boolean", hasDefault: false),
+        ]
+
+        public var organizationId: UUID
+        public var accountId: UUID
+        public var enabled: Bool
+
+        public init(organizationId: UUID, accountId: UUID, enabled: Bool) {
+            self.organizationId = organizationId
+            self.accountId = accountId
+            self.enabled = enabled
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case accountId = "account_id"
+            case enabled
         }
     }
 }
