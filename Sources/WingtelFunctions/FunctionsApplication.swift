@@ -4,8 +4,9 @@ import NIOCore
 import PostgresNIO
 import ServiceLifecycle
 
-/// Builds the functions server: routes of ARCHITECTURE.md §3 over a pooled database client, and
-/// the outbox workers for the carriers that have settings.
+/// Builds the functions server: routes of ARCHITECTURE.md §3 over a pooled database client, the
+/// outbox workers for the carriers that have settings, the payment worker for the payment
+/// providers that have settings, the SMS sender and the scheduler.
 /// `wingtel serve` and the tests call this same function. The client is added as a service
 /// before the HTTP server, so on SIGTERM the server stops accepting and finishes its requests
 /// before the pool closes.
@@ -65,6 +66,12 @@ public func buildFunctionsApplication(
         }
         if configuration.schedulerEnabled {
             app.addServices(Scheduler(client: client, interval: configuration.schedulerInterval, logger: logger))
+        }
+        let payments = configuration.paymentAdapters(transport: URLSessionTransport(timeout: .seconds(60)))
+        if !payments.isEmpty {
+            app.addServices(
+                PaymentWorker(
+                    client: client, adapters: payments, pollInterval: configuration.outboxPollInterval, metrics: metrics, logger: logger))
         }
         if let messaging = configuration.twilioMessaging {
             app.addServices(

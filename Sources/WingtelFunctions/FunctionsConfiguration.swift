@@ -34,6 +34,8 @@ public struct FunctionsConfiguration: Sendable {
     public var aggregator: AggregatorSettings?
     /// The Zift gateway, which confirms Zift notifications (`find`) before they are applied.
     public var zift: ZiftSettings?
+    /// Stripe's API for charging saved payment methods (autopay); STRIPE_SECRET_KEY turns it on.
+    public var stripeAPI: StripeAPISettings?
     /// Twilio's Messages API for queued outbound SMS (TWILIO_ACCOUNT_SID with the first TWILIO_AUTH_TOKEN).
     public var twilioMessaging: TwilioMessagingSettings?
     /// Outbox workers in this process (0 turns the worker off, e.g. on a webhook-only replica).
@@ -58,9 +60,7 @@ public struct FunctionsConfiguration: Sendable {
         "THINGSPACE_USERNAME", "THINGSPACE_PASSWORD", "THINGSPACE_ACCOUNT_NAME", "ATT_API_URL", "ATT_USERNAME", "ATT_API_KEY",
         "TMOBILE_API_URL", "TMOBILE_USERNAME", "TMOBILE_PASSWORD", "TMOBILE_CLIENT_ID", "TMOBILE_CLIENT_SECRET", "OUTBOX_WORKERS",
         "OUTBOX_POLL_SECONDS", "TWILIO_ACCOUNT_SID", "TWILIO_API_URL", "SCHEDULER_INTERVAL_SECONDS", "SCHEDULER", "ZIFT_API_URL",
-        "ZIFT_USERNAME",
-        "ZIFT_PASSWORD",
-        "ZIFT_ACCOUNT_ID",
+        "ZIFT_USERNAME", "ZIFT_PASSWORD", "ZIFT_ACCOUNT_ID", "STRIPE_API_URL", "STRIPE_SECRET_KEY",
     ]
 
     /// Reads settings; `file` (KEY=value lines, `#` comments) first, then `environment` over it.
@@ -140,6 +140,12 @@ public struct FunctionsConfiguration: Sendable {
                 baseURL: value("ZIFT_API_URL") ?? "https://sandbox-secure.zift.io/gates/xurl", userName: user, password: password,
                 accountID: account)
         }
+        if let key = value("STRIPE_SECRET_KEY") {
+            guard key.hasPrefix("sk_") || key.hasPrefix("rk_") else {
+                throw .configuration("STRIPE_SECRET_KEY must be a secret (sk_…) or restricted (rk_…) key, not a publishable one")
+            }
+            stripeAPI = StripeAPISettings(baseURL: value("STRIPE_API_URL") ?? "https://api.stripe.com", secretKey: key)
+        }
         if let account = value("TWILIO_ACCOUNT_SID"), let token = twilioAuthTokens.values.first {
             twilioMessaging = TwilioMessagingSettings(
                 baseURL: value("TWILIO_API_URL") ?? "https://api.twilio.com", accountSID: account, authToken: token,
@@ -166,6 +172,14 @@ public struct FunctionsConfiguration: Sendable {
         if let thingSpace { adapters.append(ThingSpaceAdapter(settings: thingSpace, transport: transport)) }
         if let controlCenter { adapters.append(ControlCenterAdapter(settings: controlCenter, transport: transport)) }
         if let aggregator { adapters.append(AggregatorAdapter(settings: aggregator, transport: transport)) }
+        return adapters
+    }
+
+    /// The payment adapters for the providers that have settings (Stripe's API key, Zift's gateway).
+    public func paymentAdapters(transport: any HTTPTransport) -> [any PaymentAdapter] {
+        var adapters: [any PaymentAdapter] = []
+        if let stripeAPI { adapters.append(StripePaymentAdapter(settings: stripeAPI, transport: transport)) }
+        if let zift { adapters.append(ZiftPaymentAdapter(gateway: ZiftGateway(settings: zift, transport: transport))) }
         return adapters
     }
 

@@ -93,3 +93,13 @@ extension FunctionsMetrics {
         .increment()
     }
 }
+
+extension FunctionsMetrics {
+    /// `wingtel_payment_charges_total{provider,outcome}`: succeeded, declined, pending, retry.
+    func payment(_ provider: String, _ outcome: ChargeOutcome) {
+        CoreMetrics.Counter(
+            label: "wingtel_payment_charges_total", dimensions: [("provider", provider), ("outcome", outcome.label)], factory: factory
+        )
+        .increment()
+    }
+}

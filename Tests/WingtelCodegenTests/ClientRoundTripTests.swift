@@ -104,10 +104,10 @@ struct ClientRoundTripTests {
             [{"organization_id":"10000000-0000-4000-8000-00000000000a","id":"ac000000-0000-4000-8000-00000000000a","external_id":"BQ-1001-a",
               "name":"Dana Reyes","email":"customer@acme.test","phone":"+13125550142","address_line1":"233 S Wacker Dr","address_line2":null,
               "city":"Chicago","state":"IL","postal_code":"60606","country":"US","county":"Cook","billing_day":5,"status":"active","tags":[],
-              "created_at":"2026-11-24T19:18:11.605826+00:00","updated_at":"2026-11-24T19:18:11Z"}]
+              "created_at":"2026-11-24T19:18:11.605826+00:00","updated_at":"2026-11-24T19:18:11Z","stripe_customer_id":null,"autopay":false}]
             """
         let rows = try WingtelJSON.decoder().decode([Public.Accounts.Row].self, from: Data(json.utf8))
-        #expect(rows.first?.billingDay == 5 && rows.first?.status == .active)
+        #expect(rows.first?.billingDay == 5 && rows.first?.status == .active && rows.first?.autopay == false)
         #expect(abs((rows.first?.createdAt.timeIntervalSince1970 ?? 0) - 1_795_547_891.605826) < 0.000_01)
     }
 }

@@ -9,19 +9,49 @@ import WingtelFunctions
 import WingtelTestSupport
 import WingtelVerification
 
-/// The Zift gateway on loopback: `requestType=find` answers the stored transaction, form-encoded.
+/// The Zift gateway on loopback: `requestType=find` answers the stored transaction (by
+/// transactionId, or by the merchant's transactionCode), form-encoded; `requestType=sale` charges
+/// a token — approved (A01), declined for tokens containing "decline" (D05), pending for tokens
+/// containing "pending" (X02) — and can lose its answer (the sale is made, the reply hangs).
 final class FakeZift: Sendable {
     actor State {
         var transactions: [String: [String: String]] = [:]
         var down = false
         var finds = 0
+        var sales: [[String: String]] = []
+        var loseNextSaleAnswers = 0
         func store(_ fields: [String: String]) { transactions[fields["transactionId"]!] = fields }
         func setDown(_ value: Bool) { down = value }
-        func find(_ id: String) -> (Int, String) {
+        func loseSaleAnswers(_ count: Int) { loseNextSaleAnswers = count }
+        func find(_ fields: [String: String]) -> (Int, String) {
             finds += 1
             if down { return (503, "") }
-            guard let fields = transactions[id] else { return (200, "responseCode=E01&responseMessage=Transaction+not+found") }
-            return (200, FormURLEncoded.encode(fields.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
+            let found =
+                fields["transactionId"].flatMap { transactions[$0] }
+                ?? fields["transactionCode"].flatMap { code in transactions.values.first { $0["transactionCode"] == code } }
+            guard let found else { return (200, "responseCode=E01&responseMessage=Transaction+not+found") }
+            return (200, Self.encode(found))
+        }
+        /// The answer, and whether to lose it.
+        func sale(_ fields: [String: String]) -> (Int, String, lose: Bool) {
+            if down { return (503, "", false) }
+            sales.append(fields)
+            let token = fields["token"] ?? ""
+            let (code, message) =
+                token.contains("decline")
+                ? ("D05", "Insufficient funds") : token.contains("pending") ? ("X02", "Pending") : ("A01", "Approved")
+            let transaction = [
+                "transactionId": "ZT\(sales.count)", "transactionType": "sale", "responseCode": code, "responseMessage": message,
+                "amount": fields["amount"] ?? "", "transactionCode": fields["transactionCode"] ?? "",
+                "userDefinedField1": fields["userDefinedField1"] ?? "", "userDefinedField2": fields["userDefinedField2"] ?? "",
+            ]
+            store(transaction)
+            let lose = loseNextSaleAnswers > 0
+            if lose { loseNextSaleAnswers -= 1 }
+            return (200, Self.encode(transaction), lose)
+        }
+        static func encode(_ fields: [String: String]) -> String {
+            FormURLEncoded.encode(fields.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         }
     }
 
@@ -41,13 +71,23 @@ final class FakeZift: Sendable {
             var request = request
             let body = try await request.collectBody(upTo: 1 << 16)
             let fields = Dictionary(FormURLEncoded.parse(Array(body.readableBytesView)) ?? [], uniquingKeysWith: { _, last in last })
-            guard fields["requestType"] == "find", fields["userName"] == "merchant", fields["password"] == "pw" else {
+            guard fields["userName"] == "merchant", fields["password"] == "pw" else {
                 return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "responseCode=E02&responseMessage=Access+denied")))
             }
-            let (status, text) = await state.find(fields["transactionId"] ?? "")
             var headers = HTTPFields()
             headers[.contentType] = "application/x-www-form-urlencoded"
-            return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+            switch fields["requestType"] {
+            case "find":
+                let (status, text) = await state.find(fields)
+                return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+            case "sale":
+                let (status, text, lose) = await state.sale(fields)
+                if lose { try await Task.sleep(for: .seconds(30)) }
+                return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+            default:
+                return Response(
+                    status: .ok, body: .init(byteBuffer: ByteBuffer(string: "responseCode=E03&responseMessage=Unknown+request")))
+            }
         }
         return FakeZift(server: try await LoopbackServer.start(router: router, label: "fake.zift"), state: state)
     }

@@ -26,7 +26,7 @@ create table public.payment_methods (
   constraint payment_methods_provider check (provider in ('stripe', 'zift')),
   constraint payment_methods_status check (status in ('active', 'removed')),
   constraint payment_methods_stripe_customer check (provider <> 'stripe' or provider_customer_id ~ '^cus_[A-Za-z0-9]+$'),
-  constraint payment_methods_stripe_token check (provider <> 'stripe' or token ~ '^(pm|card|src)_[A-Za-z0-9]+$'),
+  constraint payment_methods_stripe_token check (provider <> 'stripe' or token ~ '^(pm|card|src)_[A-Za-z0-9_]+$'),
   -- A token, never a card number: no run of 12 or more digits (with or without separators).
   constraint payment_methods_no_pan check (token !~ '[0-9][0-9 -]{10,}[0-9]' and token ~ '^[!-~]{4,255}$'),
   constraint payment_methods_last4 check (last4 is null or last4 ~ '^[0-9]{4}$'),

@@ -36,10 +36,40 @@ public struct ZiftGateway: Sendable {
 
     /// The transaction as the gateway knows it.
     public func find(transactionID: String) async throws(Failure) -> [String: String] {
-        let form = [
-            ("requestType", "find"), ("userName", settings.userName), ("password", settings.password), ("accountId", settings.accountID),
-            ("transactionId", transactionID),
-        ]
+        let fields = try await post([("requestType", "find"), ("transactionId", transactionID)])
+        guard fields["transactionId"] == transactionID else {
+            throw .unknownTransaction(fields["responseMessage"] ?? "no transaction \(transactionID)")
+        }
+        return fields
+    }
+
+    /// The transaction Wingtel sent with this `transactionCode` (its idempotency key), if the
+    /// gateway has one: what a resend after a lost answer asks first, so a sale is never made twice.
+    public func find(transactionCode: String) async throws(Failure) -> [String: String]? {
+        let fields = try await post([("requestType", "find"), ("transactionCode", transactionCode)])
+        guard let id = fields["transactionId"], !id.isEmpty else { return nil }
+        return fields
+    }
+
+    /// A `sale` of a stored-card token: `amount` in cents, `transactionCode` = Wingtel's key,
+    /// `userDefinedField1` = the account, `userDefinedField2` = the charge (what the notification
+    /// handler matches on).
+    public func sale(
+        token: String, amountCents: Int, transactionCode: String, accountID: String, chargeID: String, memo: String
+    ) async throws(Failure) -> [String: String] {
+        try await post([
+            ("requestType", "sale"), ("accountType", "R"), ("token", token), ("amount", String(amountCents)),
+            ("transactionCode", transactionCode), ("transactionIndustryType", "RE"), ("userDefinedField1", accountID),
+            ("userDefinedField2", chargeID), ("memo", memo),
+        ])
+    }
+
+    /// One form-encoded request with the merchant's credentials; the answer's fields.
+    func post(_ fields: [(String, String)]) async throws(Failure) -> [String: String] {
+        let form =
+            [("requestType", fields.first { $0.0 == "requestType" }?.1 ?? "")]
+            + [("userName", settings.userName), ("password", settings.password), ("accountId", settings.accountID)]
+            + fields.filter { $0.0 != "requestType" }
         let reply: OutboundReply
         do {
             reply = try await transport.send(
@@ -50,11 +80,9 @@ public struct ZiftGateway: Sendable {
             throw .unavailable("the Zift gateway is unreachable: \(error.localizedDescription)")
         }
         guard (200...299).contains(reply.status) else { throw .unavailable("the Zift gateway answered \(reply.status)") }
-        guard let pairs = FormURLEncoded.parse(reply.body) else { throw .unavailable("the Zift gateway's answer is not form-encoded") }
-        let fields = Dictionary(pairs, uniquingKeysWith: { _, last in last })
-        guard fields["transactionId"] == transactionID else {
-            throw .unknownTransaction(fields["responseMessage"] ?? "no transaction \(transactionID)")
+        guard let pairs = FormURLEncoded.parse(reply.body), pairs.contains(where: { $0.0 == "responseCode" }) else {
+            throw .unavailable("the Zift gateway's answer is not form-encoded with a responseCode")
         }
-        return fields
+        return Dictionary(pairs, uniquingKeysWith: { _, last in last })
     }
 }
