@@ -141,4 +141,78 @@ struct CarrierWebhookTests {
         #expect(try await server.post(path, body: noID, headers: ["X-Webhook-Signature": noIDHeader]).status == 400)
         #expect(try await Probe.int(settings, "select count(*) from private.webhook_receipts") == 1)
     }
+    @Test(
+        "usage callbacks: ThingSpace usageHistory and aggregator usage records go into ingestion once; unreadable records are quarantined")
+    func usageCallbacks() async throws {
+        let settings = try await TestCluster.shared.migratedDatabase()
+        let server = try await LiveServer.start(settings: settings)
+        defer { Task { try await server.stop() } }
+        func thingSpace(_ history: String, count: Int = 1) -> [UInt8] {
+            Self.verizon(
+                """
+                {"username":"\(LiveServer.secrets.verizonUser)","password":"\(LiveServer.secrets.verizonPassword)",
+                 "deviceIds":[{"id":"89012600000000000011","kind":"iccid"},{"id":"3125550101","kind":"mdn"}],
+                 "usageHistory":[\(history)],"callbackCount":\(count),"maxCallbackThreshold":4}
+                """)
+        }
+        let first = """
+            {"timestamp":"2026-03-03T12:00:00Z","bytesUsed":5242880,"smsUsed":3},
+            {"timestamp":"2026-03-04T12:00:00Z","bytesUsed":1048576},
+            {"timestamp":"yesterday","bytesUsed":5}
+            """
+        let path = "/functions/v1/carriers/verizon"
+        let answer = try await server.post(path, body: thingSpace(first), headers: ["Content-Type": "application/json"])
+        #expect(answer.status == 200)
+        #expect(answer.body.contains("applied") && answer.body.contains("4 records, 3 new, 0 already counted, 1 quarantined"))
+        // ThingSpace repeats a callback until it is acknowledged: the repeat is a duplicate.
+        let repeated = try await server.post(path, body: thingSpace(first, count: 2), headers: ["Content-Type": "application/json"])
+        #expect(repeated.body.contains("duplicate"))
+        // A later callback overlapping the first: the record already taken counts once.
+        let later = try await server.post(
+            path,
+            body: thingSpace(
+                #"{"timestamp":"2026-03-04T12:00:00Z","bytesUsed":1048576},{"timestamp":"2026-03-05T12:00:00Z","bytesUsed":10}"#),
+            headers: ["Content-Type": "application/json"])
+        #expect(later.body.contains("2 records, 1 new, 1 already counted, 0 quarantined"))
+        let days = try await Probe.rows(
+            settings,
+            "select day::text, data_bytes::text, sms_count::text from public.usage_daily where subscriber_id = '\(Self.line)' and organization_id = '\(Self.org)' and day between '2026-03-03' and '2026-03-05' order by day"
+        )
+        #expect(days == [["2026-03-03", "5242880", "3"], ["2026-03-04", "1048576", "0"], ["2026-03-05", "10", "0"]])
+        #expect(
+            try await Probe.rows(
+                settings,
+                "select q.reason from public.usage_quarantine q join public.usage_batches b on b.organization_id = q.organization_id and b.id = q.batch_id where b.file_name like 'verizon callback %'"
+            )
+                == [["recorded_at yesterday is not a timestamp"]])
+
+        // The aggregator's usage events, for a line on T-Mobile.
+        try await Probe.execute(
+            settings,
+            "update public.subscribers set carrier_id = 'ca300000-0000-4000-8000-00000000000a' where organization_id = '\(Self.org)' and id = '\(Self.line)'"
+        )
+        let body = Array(
+            #"""
+            {"eventId":"tm-usage-1","eventType":"usage","msisdn":"3125550101","records":[
+             {"recordId":"r-1","recordedAt":"2026-03-06T09:00:00Z","kind":"VOICE","quantity":120},
+             {"recordId":"r-2","recordedAt":"2026-03-06T09:05:00Z","kind":"data","quantity":-4}]}
+            """#.utf8)
+        let header = TimestampedHMAC.header(payload: body, secret: LiveServer.secrets.tmobile, timestamp: Clock.now)
+        let tmobile = try await server.post("/functions/v1/carriers/tmobile", body: body, headers: ["X-Webhook-Signature": header])
+        #expect(tmobile.status == 200)
+        #expect(tmobile.body.contains("2 records, 1 new, 0 already counted, 1 quarantined"))
+        #expect(
+            try await Probe.int(
+                settings, "select voice_seconds from public.usage_daily where subscriber_id = '\(Self.line)' and day = '2026-03-06'") == 120
+        )
+        // A usage event for a line no one has is kept as unmatched; nothing is ingested.
+        let stranger = Array(
+            #"{"eventId":"tm-usage-2","eventType":"usage","msisdn":"2125550199","records":[{"recordId":"x","recordedAt":"2026-03-06","kind":"data","quantity":1}]}"#
+                .utf8)
+        let strangerHeader = TimestampedHMAC.header(payload: stranger, secret: LiveServer.secrets.tmobile, timestamp: Clock.now)
+        let unmatched = try await server.post(
+            "/functions/v1/carriers/tmobile", body: stranger, headers: ["X-Webhook-Signature": strangerHeader])
+        #expect(unmatched.status == 200 && unmatched.body.contains("unmatched"))
+        #expect(try await Probe.int(settings, "select count(*) from public.usage_records where source_record_id = 'x'") == 0)
+    }
 }

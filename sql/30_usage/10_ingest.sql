@@ -126,3 +126,62 @@ $$;
 comment on function public.ingest_usage(uuid, text, text, text) is 'Takes the rows of the session''s usage_staging table into usage_records (operators and services): lines resolved by MDN, re-deliveries ignored, problems quarantined with the reason, daily rollups updated. Returns the batch with its counts.';
 revoke all on function public.ingest_usage(uuid, text, text, text) from public, anon;
 grant execute on function public.ingest_usage(uuid, text, text, text) to authenticated, service_role;
+
+-- The path carrier callbacks take (no COPY): a JSON array of records, checked one by one like a
+-- file's lines (a record that cannot be read is quarantined with the reason, never dropped),
+-- then ingest_usage as for a file. Each record:
+--   {"mdn": "+13125550101", "recorded_at": "2026-11-02T14:00:00Z", "kind": "data|voice|sms",
+--    "quantity": 1048576, "record_id": "<the source's id: a re-delivery counts once>"}
+create or replace function private.try_timestamptz(value text)
+returns timestamptz
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if value is null or value !~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)?$' then
+    return null;
+  end if;
+  if value ~ '(Z|z|[+-]\d{2}(:?\d{2})?)$' and value ~ '[T ]' then
+    return value::timestamptz;
+  end if;
+  return value::timestamp at time zone 'UTC';
+exception when others then
+  return null;
+end;
+$$;
+comment on function private.try_timestamptz(text) is 'An ISO 8601 timestamp (a date, an optional time, an optional zone; UTC when none is given), or null when the text is not one or names an impossible date.';
+
+create or replace function public.ingest_usage_records(organization_id uuid, source text, records jsonb, reference text default null)
+returns public.usage_batches
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.require_role(ingest_usage_records.organization_id, 'operator');
+  if jsonb_typeof(ingest_usage_records.records) is distinct from 'array' then
+    raise exception 'usage records come as a JSON array' using errcode = '22023';
+  end if;
+  create temp table if not exists usage_staging (line_number integer, mdn text, recorded_at timestamptz, kind text,
+    quantity bigint, record_id text, problem text) on commit drop;
+  truncate pg_temp.usage_staging;
+  insert into pg_temp.usage_staging (line_number, mdn, recorded_at, kind, quantity, record_id, problem)
+  select r.n, r.value ->> 'mdn', private.try_timestamptz(r.value ->> 'recorded_at'), r.value ->> 'kind',
+         case when (r.value ->> 'quantity') ~ '^-?[0-9]{1,18}$' then (r.value ->> 'quantity')::bigint end,
+         nullif(r.value ->> 'record_id', ''),
+         case
+           when jsonb_typeof(r.value) is distinct from 'object' then 'a usage record is a JSON object'
+           when nullif(r.value ->> 'mdn', '') is null then 'no mdn'
+           when private.try_timestamptz(r.value ->> 'recorded_at') is null then format('recorded_at %s is not a timestamp', coalesce(r.value ->> 'recorded_at', 'missing'))
+           when coalesce(r.value ->> 'kind', '') not in ('data', 'voice', 'sms') then format('kind %s is not data, voice or sms', coalesce(r.value ->> 'kind', 'missing'))
+           when coalesce(r.value ->> 'quantity', '') !~ '^-?[0-9]{1,18}$' then format('quantity %s is not a whole number', coalesce(r.value ->> 'quantity', 'missing'))
+           when nullif(r.value ->> 'record_id', '') is null then 'no record_id (a re-delivery could not be recognised)'
+         end
+  from jsonb_array_elements(ingest_usage_records.records) with ordinality as r (value, n);
+  return public.ingest_usage(ingest_usage_records.organization_id, ingest_usage_records.source, ingest_usage_records.reference, null);
+end;
+$$;
+comment on function public.ingest_usage_records(uuid, text, jsonb, text) is 'Ingests usage records given as a JSON array (the carrier callbacks'' path): each record checked like a file''s line (unreadable ones quarantined with the reason), then ingest_usage. Operators and services; returns the batch with its counts.';
+revoke all on function private.try_timestamptz(text), public.ingest_usage_records(uuid, text, jsonb, text) from public, anon;
+grant execute on function public.ingest_usage_records(uuid, text, jsonb, text) to authenticated, service_role;

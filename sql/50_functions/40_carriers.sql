@@ -1,5 +1,5 @@
 -- Carrier callbacks (POST /functions/v1/carriers/verizon|att|tmobile), after the server checked
--- each carrier's authentication. Two kinds of news arrive:
+-- each carrier's authentication. Three kinds of news arrive:
 --   * the asynchronous result of a command Wingtel sent (ThingSpace answers every provisioning
 --     request with a requestId and reports the outcome later on its CarrierService callback):
 --     the command is found by carrier_request_id and completed through complete_carrier_command,
@@ -7,12 +7,17 @@
 --   * a line's state changed at the carrier (AT&T SIM_STATE_CHANGE push, ThingSpace suspension
 --     status and external provisioning changes, aggregator status events): an open command
 --     expecting that state is completed; otherwise the line's network_status follows the carrier
---     and the change is written to the line's history for operations to review.
+--     and the change is written to the line's history for operations to review;
+--   * usage of a line (ThingSpace DeviceUsage with usageHistory records, the aggregator's usage
+--     events): the records go into usage ingestion (ingest_usage_records), source = the carrier.
+--     AT&T's push carries cycle-to-date totals, not records: its usage comes by file.
 --
 -- Payloads, as the server passes them:
---   verizon  the JSON body: {requestId, deviceIds:[{id, kind}], deviceResponse:{…} | faultResponse:{faultcode, faultstring}, …}
+--   verizon  the JSON body: {requestId, deviceIds:[{id, kind}], deviceResponse:{…} | faultResponse:{faultcode, faultstring}
+--            | usageHistory:[{timestamp, bytesUsed, smsUsed}], …}
 --   att      the form parameters as a JSON object: {eventId, eventType, timestamp, data (XML), signature2}
---   tmobile  the JSON body: {eventId, eventType, requestId?, msisdn?, iccid?, status?, error?:{code, message}}
+--   tmobile  the JSON body: {eventId, eventType, requestId?, msisdn?, iccid?, status?, error?:{code, message},
+--            records?:[{recordId, recordedAt, kind, quantity}] with eventType usage}
 
 create or replace function private.carrier_network_state(carrier text, state text)
 returns public.network_status
@@ -44,6 +49,27 @@ as $$
 $$;
 comment on function private.carrier_adapter_of(text) is 'The carrier adapter behind a callback route (verizon → thingspace, att → att_control_center, tmobile → tmobile_aggregator).';
 
+-- The line a carrier callback is about: by the SIM's ICCID or by MDN, among the lines on that
+-- carrier's adapter; one matching both first, then a live line, then the newest.
+create or replace function private.carrier_line(adapter public.carrier_adapter, iccid text, mdn text)
+returns public.subscribers
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select s.* from public.subscribers s
+    join public.carriers k on k.organization_id = s.organization_id and k.id = s.carrier_id and k.adapter = carrier_line.adapter
+    left join public.sim_cards c on c.organization_id = s.organization_id and c.id = s.current_sim_id
+   where (carrier_line.iccid is not null and c.iccid = carrier_line.iccid)
+      or (carrier_line.mdn is not null and s.mdn = public.normalize_mdn(carrier_line.mdn))
+   order by (carrier_line.iccid is not null and c.iccid = carrier_line.iccid
+             and carrier_line.mdn is not null and s.mdn = public.normalize_mdn(carrier_line.mdn)) desc,
+            (s.status in ('pending', 'active', 'suspended')) desc, s.created_at desc
+   limit 1
+$$;
+comment on function private.carrier_line(public.carrier_adapter, text, text) is 'The line a carrier callback names by ICCID or MDN on that carrier (one matching both first, then a live line, then the newest); null fields when none.';
+
 create or replace function public.handle_carrier_event(carrier text, event jsonb, request_id text default null)
 returns jsonb
 language plpgsql
@@ -64,6 +90,8 @@ declare
   new_state public.network_status;
   command public.carrier_commands;
   line public.subscribers;
+  usage jsonb;
+  batch public.usage_batches;
 begin
   if route_adapter is null then
     raise exception 'unknown carrier route %', carrier using errcode = '22023', hint = 'One of verizon, att, tmobile.';
@@ -92,7 +120,8 @@ begin
       if correlation is null and device_iccid is null and device_mdn is null then
         raise exception 'a ThingSpace callback needs a requestId or deviceIds' using errcode = '22023';
       end if;
-      event_type := case when correlation is not null then 'CarrierService' else 'DeviceStatus' end;
+      event_type := case when jsonb_typeof(event -> 'usageHistory') = 'array' then 'DeviceUsage'
+                         when correlation is not null then 'CarrierService' else 'DeviceStatus' end;
       -- ThingSpace repeats a callback (callbackCount) until it is acknowledged: same request, same event.
       event_id := coalesce(correlation, md5((event - 'callbackCount' - 'username' - 'password')::text));
     when 'att' then
@@ -126,6 +155,40 @@ begin
     return jsonb_build_object('outcome', 'duplicate', 'event_id', event_id);
   end if;
 
+  -- 0. Usage the carrier reports for a line — ThingSpace DeviceUsage carrying usageHistory
+  -- records ({timestamp, bytesUsed, smsUsed}, as POST /devices/usage/actions/list returns them),
+  -- the aggregator's usage events ({eventType: usage, msisdn|iccid, records: [{recordId,
+  -- recordedAt, kind, quantity}]}) — goes into usage ingestion: re-delivered records count once,
+  -- unreadable ones are quarantined.
+  if event_type in ('DeviceUsage', 'usage')
+     and (jsonb_typeof(event -> 'usageHistory') = 'array' or jsonb_typeof(event -> 'records') = 'array') then
+    line := private.carrier_line(route_adapter, device_iccid, device_mdn);
+    if line.id is null then
+      return private.finish_event(carrier, event_id, null, 'unmatched',
+        format('usage for no known line (ICCID %s / MDN %s)', coalesce(device_iccid, '-'), coalesce(device_mdn, '-')));
+    end if;
+    if carrier = 'verizon' then
+      select coalesce(jsonb_agg(jsonb_build_object('mdn', line.mdn, 'recorded_at', h.value ->> 'timestamp', 'kind', q.kind,
+                                                   'quantity', q.amount,
+                                                   'record_id', format('%s|%s|%s', coalesce(device_iccid, device_mdn), h.value ->> 'timestamp', q.kind))
+                                order by h.n, q.kind), '[]')
+        into usage
+      from jsonb_array_elements(event -> 'usageHistory') with ordinality as h (value, n)
+      cross join lateral (values ('data', h.value ->> 'bytesUsed'), ('sms', h.value ->> 'smsUsed')) as q (kind, amount)
+      where q.amount is not null;
+    else
+      select coalesce(jsonb_agg(jsonb_build_object('mdn', line.mdn, 'recorded_at', coalesce(u.value ->> 'recordedAt', u.value ->> 'timestamp'),
+                                                   'kind', lower(u.value ->> 'kind'), 'quantity', u.value ->> 'quantity',
+                                                   'record_id', u.value ->> 'recordId') order by u.n), '[]')
+        into usage
+      from jsonb_array_elements(event -> 'records') with ordinality as u (value, n);
+    end if;
+    batch := public.ingest_usage_records(line.organization_id, carrier, usage, carrier || ' callback ' || event_id);
+    return private.finish_event(carrier, event_id, line.organization_id, 'applied',
+      format('usage batch %s: %s records, %s new, %s already counted, %s quarantined', batch.id, batch.rows_total, batch.rows_inserted,
+             batch.rows_duplicate, batch.rows_quarantined));
+  end if;
+
   -- 1. The result of a command Wingtel sent.
   if correlation is not null then
     select c.* into command from public.carrier_commands c
@@ -148,12 +211,7 @@ begin
     return private.finish_event(carrier, event_id, null, 'ignored',
       coalesce('state ' || carrier_state || ' is not one Wingtel tracks', 'no line state in the event'));
   end if;
-  select s.* into line from public.subscribers s
-    join public.carriers k on k.organization_id = s.organization_id and k.id = s.carrier_id and k.adapter = route_adapter
-    left join public.sim_cards c on c.organization_id = s.organization_id and c.id = s.current_sim_id
-   where (device_iccid is not null and c.iccid = device_iccid) or (device_mdn is not null and s.mdn = public.normalize_mdn(device_mdn))
-   order by (s.status in ('pending', 'active', 'suspended')) desc, s.created_at desc
-   limit 1;
+  line := private.carrier_line(route_adapter, device_iccid, device_mdn);
   if line.id is null then
     return private.finish_event(carrier, event_id, null, 'unmatched', format('no line has ICCID %s / MDN %s', coalesce(device_iccid, '-'), coalesce(device_mdn, '-')));
   end if;
@@ -176,8 +234,9 @@ begin
   return private.finish_event(carrier, event_id, line.organization_id, 'applied', format('network state %s → %s', line.network_status, new_state));
 end;
 $$;
-comment on function public.handle_carrier_event(text, jsonb, text) is 'Applies one authenticated carrier callback once: a command result correlated by the carrier''s request id (completed or rolled back), or a line state change reported by the carrier (confirms an open command, or moves network_status and notes it in the line''s history). Returns {outcome, event_id, detail}.';
+comment on function public.handle_carrier_event(text, jsonb, text) is 'Applies one authenticated carrier callback once: usage records of a line (into usage ingestion), a command result correlated by the carrier''s request id (completed or rolled back), or a line state change reported by the carrier (confirms an open command, or moves network_status and notes it in the line''s history). Returns {outcome, event_id, detail}.';
 
 revoke all on function private.carrier_network_state(text, text), private.carrier_adapter_of(text),
+  private.carrier_line(public.carrier_adapter, text, text),
   public.handle_carrier_event(text, jsonb, text) from public, anon, authenticated;
 grant execute on function public.handle_carrier_event(text, jsonb, text) to service_role;

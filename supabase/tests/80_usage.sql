@@ -1,7 +1,7 @@
 -- Usage ingestion: re-deliveries count once, problems are quarantined with a reason, daily
 -- rollups follow, and partitions appear for new months.
 begin;
-select plan(12);
+select plan(17);
 
 -- What `wingtel usage ingest` does before calling ingest_usage: fill the session's staging table.
 create function pg_temp.stage(rows_json jsonb) returns void language plpgsql as $$
@@ -71,6 +71,33 @@ select throws_ok($$ select count(*) from partitions.usage_records_y2026m03 $$, '
   'partitions are not reachable around the parent''s row-level security')
   from (select set_config('role', 'authenticated', true)) x;
 reset role;
+
+
+-- The callbacks' path: records as JSON, each checked like a file's line.
+select throws_ok($$ select public.ingest_usage_records('10000000-0000-4000-8000-00000000000a', 'verizon', '{"mdn": "x"}') $$,
+  '22023', 'usage records come as a JSON array', 'records must be an array');
+create temp table json_batch on commit drop as
+  select * from public.ingest_usage_records('10000000-0000-4000-8000-00000000000a', 'tmobile', '[
+    {"mdn": "+13125550101", "recorded_at": "2026-03-05T10:00:00Z", "kind": "data", "quantity": 2048, "record_id": "cb-1"},
+    {"mdn": "+13125550101", "recorded_at": "2026-03-05", "kind": "sms", "quantity": "2", "record_id": "cb-2"},
+    {"mdn": "+13125550101", "recorded_at": "2026-02-30T10:00:00Z", "kind": "data", "quantity": 1, "record_id": "cb-3"},
+    {"mdn": "+13125550101", "recorded_at": "2026-03-05T10:00:00Z", "kind": "fax", "quantity": 1, "record_id": "cb-4"},
+    {"mdn": "+13125550101", "recorded_at": "2026-03-05T10:00:00Z", "kind": "data", "quantity": "lots", "record_id": "cb-5"},
+    {"mdn": "+13125550101", "recorded_at": "2026-03-05T10:00:00Z", "kind": "data", "quantity": 1},
+    "not an object"
+  ]', 'callback tm-9');
+select results_eq($$ select rows_total, rows_inserted, rows_quarantined, file_name from json_batch $$,
+  $$ values (7, 2, 5, 'callback tm-9') $$, 'two records taken, five quarantined, the batch names the callback');
+select results_eq($$ select line_number, reason from public.usage_quarantine where batch_id = (select id from json_batch) order by line_number $$,
+  $$ values (3, 'recorded_at 2026-02-30T10:00:00Z is not a timestamp'), (4, 'kind fax is not data, voice or sms'),
+            (5, 'quantity lots is not a whole number'), (6, 'no record_id (a re-delivery could not be recognised)'),
+            (7, 'a usage record is a JSON object') $$,
+  'each unreadable record is kept with its position and reason');
+select is((select count(*) from public.usage_records where source = 'tmobile' and source_record_id in ('cb-1', 'cb-2')), 2::bigint,
+  'a date without a time is midnight UTC, a quoted number is a number');
+select is((select rows_duplicate from public.ingest_usage_records('10000000-0000-4000-8000-00000000000a', 'tmobile',
+    '[{"mdn": "+13125550101", "recorded_at": "2026-03-05T10:00:00Z", "kind": "data", "quantity": 2048, "record_id": "cb-1"}]')), 1,
+  'a record delivered again counts once');
 
 select * from finish();
 rollback;

@@ -7844,7 +7844,7 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
-    /// Applies one authenticated carrier callback once: a command result correlated by the carrier's request id (completed or rolled back), or a line state change reported by the carrier (confirms an open command, or moves network_status and notes it in the line's history). Returns {outcome, event_id, detail}.
+    /// Applies one authenticated carrier callback once: usage records of a line (into usage ingestion), a command result correlated by the carrier's request id (completed or rolled back), or a line state change reported by the carrier (confirms an open command, or moves network_status and notes it in the line's history). Returns {outcome, event_id, detail}.
     ///
     /// - Remark: Generated from `public.handle_carrier_event(text,jsonb,text)`.
     public struct HandleCarrierEvent: WingtelFunction {
@@ -8023,6 +8023,42 @@ extension Public.Functions {
             case source
             case fileName = "file_name"
             case fileSha256 = "file_sha256"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Ingests usage records given as a JSON array (the carrier callbacks' path): each record checked like a file's line (unreadable ones quarantined with the reason), then ingest_usage. Operators and services; returns the batch with its counts.
+    ///
+    /// - Remark: Generated from `public.ingest_usage_records(uuid,text,jsonb,text)`.
+    public struct IngestUsageRecords: WingtelFunction {
+        public typealias Output = Public.UsageBatches.Row?
+        public static let qualifiedName = "public.ingest_usage_records"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+            WingtelArgument(name: "source", sqlType: "text", hasDefault: false),
+            WingtelArgument(name: "records", sqlType: "jsonb", hasDefault: false),
+            WingtelArgument(name: "reference", sqlType: "text", hasDefault: true),
+        ]
+
+        public var organizationId: UUID
+        public var source: String
+        public var records: JSONValue
+        public var reference: String?
+
+        public init(organizationId: UUID, source: String, records: JSONValue, reference: String? = nil) {
+            self.organizationId = organizationId
+            self.source = source
+            self.records = records
+            self.reference = reference
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+            case source
+            case records
+            case reference
         }
     }
 }

@@ -1,5 +1,194 @@
 -- Compiled by `wingtel db sync` from the definitions in sql/. Edit those files, not this one.
 
+-- >>> sql/30_usage/10_ingest.sql (sha256 a6a3aa862b898ca422c4b2d544fce9ea4da4218ea31f338b5abc85053b07f07e)
+-- Usage ingestion. `wingtel usage ingest` streams a file with COPY into the session's
+-- temporary table usage_staging (syntax already checked, problems noted per line), then calls
+-- ingest_usage, which does the rest in set-based statements: resolve each MDN to its line,
+-- quarantine what cannot be taken, insert the rest once (re-deliveries are ignored) and add
+-- the new usage to the daily rollups.
+
+create or replace function private.ensure_usage_partition(month timestamptz)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  first_day timestamptz := date_trunc('month', month, 'UTC');
+  name text := format('usage_records_y%sm%s', to_char(first_day at time zone 'UTC', 'YYYY'), to_char(first_day at time zone 'UTC', 'MM'));
+begin
+  if to_regclass('partitions.' || name) is not null then
+    return;
+  end if;
+  -- Two ingests creating the same month wait for each other.
+  perform pg_advisory_xact_lock(hashtext('wingtel.usage_partitions'));
+  if to_regclass('partitions.' || name) is null then
+    execute format('create table partitions.%I partition of public.usage_records for values from (%L) to (%L)',
+                   name, first_day, first_day + interval '1 month');
+    execute format('comment on table partitions.%I is %L', name, 'Usage records of one month (UTC); read them through public.usage_records.');
+  end if;
+end;
+$$;
+comment on function private.ensure_usage_partition(timestamptz) is 'Creates the monthly partition of usage_records that holds the given moment (UTC months), if missing.';
+revoke all on function private.ensure_usage_partition(timestamptz) from public;
+
+create or replace function public.ingest_usage(organization_id uuid, source text, file_name text default null, file_sha256 text default null)
+returns public.usage_batches
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  org uuid := ingest_usage.organization_id;
+  zone text;
+  batch public.usage_batches;
+  month timestamptz;
+begin
+  perform private.require_role(org, 'operator');
+  if to_regclass('pg_temp.usage_staging') is null then
+    raise exception 'no usage_staging table in this session' using errcode = '42P01',
+      hint = 'Load the file with `wingtel usage ingest`, which creates and fills it.';
+  end if;
+  select o.time_zone into zone from public.organizations o where o.id = org;
+  if zone is null then
+    raise exception 'there is no organization %', org using errcode = 'P0002';
+  end if;
+  if nullif(btrim(ingest_usage.source), '') is null then
+    raise exception 'a usage batch needs a source (the carrier or feed it came from)' using errcode = '22023';
+  end if;
+  insert into public.usage_batches (organization_id, source, file_name, file_sha256)
+  values (org, ingest_usage.source, ingest_usage.file_name, ingest_usage.file_sha256)
+  returning * into batch;
+
+  for month in
+    select distinct date_trunc('month', s.recorded_at, 'UTC') from pg_temp.usage_staging s
+    where s.problem is null and s.recorded_at is not null
+  loop
+    perform private.ensure_usage_partition(month);
+  end loop;
+
+  with numbers as (
+    -- Carrier files write MDNs as 10 digits; lines keep E.164.
+    select n.raw, public.normalize_mdn(n.raw) as mdn
+    from (select distinct s.mdn as raw from pg_temp.usage_staging s where s.problem is null) n
+  ), lines as (
+    -- Each distinct number once: is it valid, and which line has it (a live one first, then the newest).
+    select distinct on (n.raw) n.raw, n.mdn, l.id
+    from numbers n left join public.subscribers l on l.organization_id = org and l.mdn = n.mdn
+    order by n.raw, (l.status in ('pending', 'active', 'suspended')) desc nulls last, l.created_at desc
+  ), checked as (
+    select s.line_number, s.mdn, s.recorded_at, s.kind, s.quantity, s.record_id, l.id as subscriber_id,
+           coalesce(s.problem,
+             case
+               when l.mdn is null then format('MDN %s is not a valid phone number', s.mdn)
+               when l.id is null then format('no line with MDN %s', s.mdn)
+               when s.recorded_at > now() + interval '1 hour' then format('usage dated in the future (%s)', s.recorded_at)
+               when s.quantity < 0 then format('negative quantity %s', s.quantity)
+             end) as reason
+    from pg_temp.usage_staging s left join lines l on l.raw = s.mdn
+  ), quarantined as (
+    insert into public.usage_quarantine (organization_id, batch_id, line_number, raw, reason)
+    select org, batch.id, c.line_number,
+           jsonb_strip_nulls(jsonb_build_object('mdn', c.mdn, 'recorded_at', c.recorded_at, 'kind', c.kind,
+                                                'quantity', c.quantity, 'record_id', c.record_id)),
+           c.reason
+    from checked c where c.reason is not null
+    returning 1
+  ), inserted as (
+    insert into public.usage_records (organization_id, source, source_record_id, recorded_at, subscriber_id, kind, quantity, batch_id)
+    select org, ingest_usage.source, c.record_id, c.recorded_at, c.subscriber_id, c.kind::public.usage_kind, c.quantity, batch.id
+    from checked c where c.reason is null
+    on conflict do nothing
+    returning subscriber_id, recorded_at, kind, quantity
+  ), rolled as (
+    insert into public.usage_daily as d (organization_id, subscriber_id, day, data_bytes, voice_seconds, sms_count)
+    select org, i.subscriber_id, (i.recorded_at at time zone zone)::date,
+           coalesce(sum(i.quantity) filter (where i.kind = 'data'), 0),
+           coalesce(sum(i.quantity) filter (where i.kind = 'voice'), 0),
+           coalesce(sum(i.quantity) filter (where i.kind = 'sms'), 0)
+    from inserted i
+    group by i.subscriber_id, (i.recorded_at at time zone zone)::date
+    on conflict on constraint usage_daily_pkey do update
+      set data_bytes = d.data_bytes + excluded.data_bytes,
+          voice_seconds = d.voice_seconds + excluded.voice_seconds,
+          sms_count = d.sms_count + excluded.sms_count
+    returning 1
+  ), counts as (
+    select (select count(*) from checked) as total, (select count(*) from inserted) as inserted,
+           (select count(*) from quarantined) as quarantined, (select count(*) from rolled) as days
+  )
+  update public.usage_batches b
+     set rows_total = c.total, rows_inserted = c.inserted, rows_quarantined = c.quarantined,
+         rows_duplicate = c.total - c.inserted - c.quarantined
+    from counts c
+   where b.organization_id = org and b.id = batch.id
+  returning b.* into batch;
+  return batch;
+end;
+$$;
+comment on function public.ingest_usage(uuid, text, text, text) is 'Takes the rows of the session''s usage_staging table into usage_records (operators and services): lines resolved by MDN, re-deliveries ignored, problems quarantined with the reason, daily rollups updated. Returns the batch with its counts.';
+revoke all on function public.ingest_usage(uuid, text, text, text) from public, anon;
+grant execute on function public.ingest_usage(uuid, text, text, text) to authenticated, service_role;
+
+-- The path carrier callbacks take (no COPY): a JSON array of records, checked one by one like a
+-- file's lines (a record that cannot be read is quarantined with the reason, never dropped),
+-- then ingest_usage as for a file. Each record:
+--   {"mdn": "+13125550101", "recorded_at": "2026-11-02T14:00:00Z", "kind": "data|voice|sms",
+--    "quantity": 1048576, "record_id": "<the source's id: a re-delivery counts once>"}
+create or replace function private.try_timestamptz(value text)
+returns timestamptz
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if value is null or value !~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)?$' then
+    return null;
+  end if;
+  if value ~ '(Z|z|[+-]\d{2}(:?\d{2})?)$' and value ~ '[T ]' then
+    return value::timestamptz;
+  end if;
+  return value::timestamp at time zone 'UTC';
+exception when others then
+  return null;
+end;
+$$;
+comment on function private.try_timestamptz(text) is 'An ISO 8601 timestamp (a date, an optional time, an optional zone; UTC when none is given), or null when the text is not one or names an impossible date.';
+
+create or replace function public.ingest_usage_records(organization_id uuid, source text, records jsonb, reference text default null)
+returns public.usage_batches
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.require_role(ingest_usage_records.organization_id, 'operator');
+  if jsonb_typeof(ingest_usage_records.records) is distinct from 'array' then
+    raise exception 'usage records come as a JSON array' using errcode = '22023';
+  end if;
+  create temp table if not exists usage_staging (line_number integer, mdn text, recorded_at timestamptz, kind text,
+    quantity bigint, record_id text, problem text) on commit drop;
+  truncate pg_temp.usage_staging;
+  insert into pg_temp.usage_staging (line_number, mdn, recorded_at, kind, quantity, record_id, problem)
+  select r.n, r.value ->> 'mdn', private.try_timestamptz(r.value ->> 'recorded_at'), r.value ->> 'kind',
+         case when (r.value ->> 'quantity') ~ '^-?[0-9]{1,18}$' then (r.value ->> 'quantity')::bigint end,
+         nullif(r.value ->> 'record_id', ''),
+         case
+           when jsonb_typeof(r.value) is distinct from 'object' then 'a usage record is a JSON object'
+           when nullif(r.value ->> 'mdn', '') is null then 'no mdn'
+           when private.try_timestamptz(r.value ->> 'recorded_at') is null then format('recorded_at %s is not a timestamp', coalesce(r.value ->> 'recorded_at', 'missing'))
+           when coalesce(r.value ->> 'kind', '') not in ('data', 'voice', 'sms') then format('kind %s is not data, voice or sms', coalesce(r.value ->> 'kind', 'missing'))
+           when coalesce(r.value ->> 'quantity', '') !~ '^-?[0-9]{1,18}$' then format('quantity %s is not a whole number', coalesce(r.value ->> 'quantity', 'missing'))
+           when nullif(r.value ->> 'record_id', '') is null then 'no record_id (a re-delivery could not be recognised)'
+         end
+  from jsonb_array_elements(ingest_usage_records.records) with ordinality as r (value, n);
+  return public.ingest_usage(ingest_usage_records.organization_id, ingest_usage_records.source, ingest_usage_records.reference, null);
+end;
+$$;
+comment on function public.ingest_usage_records(uuid, text, jsonb, text) is 'Ingests usage records given as a JSON array (the carrier callbacks'' path): each record checked like a file''s line (unreadable ones quarantined with the reason), then ingest_usage. Operators and services; returns the batch with its counts.';
+revoke all on function private.try_timestamptz(text), public.ingest_usage_records(uuid, text, jsonb, text) from public, anon;
+grant execute on function public.ingest_usage_records(uuid, text, jsonb, text) to authenticated, service_role;
+
 -- >>> sql/40_billing/35_autopay.sql (sha256 54dd5fcf01eef3965110a0def29ed733f227af3819f17b5c88a9424004ca094c)
 -- Autopay: charging an account's saved payment method. The database decides what to charge and
 -- when; the payment worker of `wingtel serve` (Sources/WingtelFunctions/Payments) only talks to
@@ -773,6 +962,250 @@ comment on function public.handle_zift_event(jsonb, jsonb, text) is 'Applies one
 
 revoke all on function public.handle_zift_event(jsonb, jsonb, text) from public, anon, authenticated;
 grant execute on function public.handle_zift_event(jsonb, jsonb, text) to service_role;
+
+-- >>> sql/50_functions/40_carriers.sql (sha256 f24d6ba1087851869cbeff5eaeb89e6f419f88a497cd142d7f4da530dd491404)
+-- Carrier callbacks (POST /functions/v1/carriers/verizon|att|tmobile), after the server checked
+-- each carrier's authentication. Three kinds of news arrive:
+--   * the asynchronous result of a command Wingtel sent (ThingSpace answers every provisioning
+--     request with a requestId and reports the outcome later on its CarrierService callback):
+--     the command is found by carrier_request_id and completed through complete_carrier_command,
+--     which finalizes the line's network state or rolls the business state back;
+--   * a line's state changed at the carrier (AT&T SIM_STATE_CHANGE push, ThingSpace suspension
+--     status and external provisioning changes, aggregator status events): an open command
+--     expecting that state is completed; otherwise the line's network_status follows the carrier
+--     and the change is written to the line's history for operations to review;
+--   * usage of a line (ThingSpace DeviceUsage with usageHistory records, the aggregator's usage
+--     events): the records go into usage ingestion (ingest_usage_records), source = the carrier.
+--     AT&T's push carries cycle-to-date totals, not records: its usage comes by file.
+--
+-- Payloads, as the server passes them:
+--   verizon  the JSON body: {requestId, deviceIds:[{id, kind}], deviceResponse:{…} | faultResponse:{faultcode, faultstring}
+--            | usageHistory:[{timestamp, bytesUsed, smsUsed}], …}
+--   att      the form parameters as a JSON object: {eventId, eventType, timestamp, data (XML), signature2}
+--   tmobile  the JSON body: {eventId, eventType, requestId?, msisdn?, iccid?, status?, error?:{code, message},
+--            records?:[{recordId, recordedAt, kind, quantity}] with eventType usage}
+
+create or replace function private.carrier_network_state(carrier text, state text)
+returns public.network_status
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  select case carrier
+    when 'verizon' then case lower(state) when 'active' then 'active' when 'suspend' then 'suspended' when 'suspended' then 'suspended'
+                                          when 'deactive' then 'deactivated' when 'deactivated' then 'deactivated' when 'preactive' then 'none' end
+    when 'att' then case upper(state) when 'ACTIVATED' then 'active' when 'DEACTIVATED' then 'deactivated' when 'RETIRED' then 'deactivated'
+                                      when 'PURGED' then 'deactivated' when 'INVENTORY' then 'none' when 'TEST_READY' then 'none'
+                                      when 'ACTIVATION_READY' then 'none' end
+    when 'tmobile' then case upper(state) when 'ACTIVE' then 'active' when 'SUSPENDED' then 'suspended' when 'CANCELED' then 'deactivated'
+                                          when 'CANCELLED' then 'deactivated' end
+  end::public.network_status
+$$;
+comment on function private.carrier_network_state(text, text) is 'A carrier''s line or SIM state (ThingSpace preactive/active/suspend/deactive, Control Center ACTIVATED/DEACTIVATED/…, aggregator ACTIVE/SUSPENDED/CANCELED) as Wingtel''s network_status; null for a state it does not know.';
+
+create or replace function private.carrier_adapter_of(carrier text)
+returns public.carrier_adapter
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  select case carrier when 'verizon' then 'thingspace' when 'att' then 'att_control_center' when 'tmobile' then 'tmobile_aggregator' end::public.carrier_adapter
+$$;
+comment on function private.carrier_adapter_of(text) is 'The carrier adapter behind a callback route (verizon → thingspace, att → att_control_center, tmobile → tmobile_aggregator).';
+
+-- The line a carrier callback is about: by the SIM's ICCID or by MDN, among the lines on that
+-- carrier's adapter; one matching both first, then a live line, then the newest.
+create or replace function private.carrier_line(adapter public.carrier_adapter, iccid text, mdn text)
+returns public.subscribers
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select s.* from public.subscribers s
+    join public.carriers k on k.organization_id = s.organization_id and k.id = s.carrier_id and k.adapter = carrier_line.adapter
+    left join public.sim_cards c on c.organization_id = s.organization_id and c.id = s.current_sim_id
+   where (carrier_line.iccid is not null and c.iccid = carrier_line.iccid)
+      or (carrier_line.mdn is not null and s.mdn = public.normalize_mdn(carrier_line.mdn))
+   order by (carrier_line.iccid is not null and c.iccid = carrier_line.iccid
+             and carrier_line.mdn is not null and s.mdn = public.normalize_mdn(carrier_line.mdn)) desc,
+            (s.status in ('pending', 'active', 'suspended')) desc, s.created_at desc
+   limit 1
+$$;
+comment on function private.carrier_line(public.carrier_adapter, text, text) is 'The line a carrier callback names by ICCID or MDN on that carrier (one matching both first, then a live line, then the newest); null fields when none.';
+
+create or replace function public.handle_carrier_event(carrier text, event jsonb, request_id text default null)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  route_adapter public.carrier_adapter := private.carrier_adapter_of(carrier);
+  event_id text;
+  event_type text;
+  correlation text;
+  failed boolean := false;
+  failure text;
+  carrier_result jsonb := '{}';
+  device_iccid text;
+  device_mdn text;
+  carrier_state text;
+  new_state public.network_status;
+  command public.carrier_commands;
+  line public.subscribers;
+  usage jsonb;
+  batch public.usage_batches;
+begin
+  if route_adapter is null then
+    raise exception 'unknown carrier route %', carrier using errcode = '22023', hint = 'One of verizon, att, tmobile.';
+  end if;
+  if jsonb_typeof(event) is distinct from 'object' then
+    raise exception 'a % callback is a JSON object', carrier using errcode = '22023';
+  end if;
+
+  case carrier
+    when 'verizon' then
+      correlation := nullif(event ->> 'requestId', '');
+      if jsonb_typeof(event -> 'faultResponse') = 'object' then
+        failed := true;
+        failure := coalesce(event -> 'faultResponse' ->> 'faultstring', event -> 'faultResponse' ->> 'faultcode', 'ThingSpace reported a fault');
+        carrier_result := event -> 'faultResponse';
+      elsif jsonb_typeof(event -> 'deviceResponse') = 'object' then
+        carrier_result := event -> 'deviceResponse';
+      end if;
+      if jsonb_typeof(event -> 'deviceIds') = 'array' then
+        select max(d ->> 'id') filter (where lower(d ->> 'kind') = 'iccid'),
+               max(d ->> 'id') filter (where lower(d ->> 'kind') in ('mdn', 'msisdn'))
+          into device_iccid, device_mdn
+        from jsonb_array_elements(event -> 'deviceIds') d where jsonb_typeof(d) = 'object';
+      end if;
+      carrier_state := coalesce(carrier_result ->> 'state', carrier_result ->> 'status', event ->> 'state');
+      if correlation is null and device_iccid is null and device_mdn is null then
+        raise exception 'a ThingSpace callback needs a requestId or deviceIds' using errcode = '22023';
+      end if;
+      event_type := case when jsonb_typeof(event -> 'usageHistory') = 'array' then 'DeviceUsage'
+                         when correlation is not null then 'CarrierService' else 'DeviceStatus' end;
+      -- ThingSpace repeats a callback (callbackCount) until it is acknowledged: same request, same event.
+      event_id := coalesce(correlation, md5((event - 'callbackCount' - 'username' - 'password')::text));
+    when 'att' then
+      event_type := nullif(event ->> 'eventType', '');
+      if event_type is null or nullif(event ->> 'data', '') is null then
+        raise exception 'a Control Center push needs eventType and data' using errcode = '22023';
+      end if;
+      device_iccid := substring(event ->> 'data' from '<iccid>\s*([0-9A-Fa-f]+)\s*</iccid>');
+      carrier_state := substring(event ->> 'data' from '<currentState>\s*([A-Z_]+)\s*</currentState>');
+      event_id := coalesce(nullif(event ->> 'eventId', ''), md5(coalesce(event ->> 'timestamp', '') || (event ->> 'data')));
+      carrier_result := jsonb_strip_nulls(jsonb_build_object('iccid', device_iccid, 'state', carrier_state,
+                  'previousState', substring(event ->> 'data' from '<previousState>\s*([A-Z_]+)\s*</previousState>')));
+    else
+      event_id := nullif(event ->> 'eventId', '');
+      event_type := coalesce(nullif(event ->> 'eventType', ''), 'status');
+      if event_id is null then
+        raise exception 'an aggregator callback needs an eventId' using errcode = '22023';
+      end if;
+      correlation := nullif(event ->> 'requestId', '');
+      device_iccid := nullif(event ->> 'iccid', '');
+      device_mdn := coalesce(nullif(event ->> 'msisdn', ''), nullif(event ->> 'ctn', ''));
+      carrier_state := nullif(event ->> 'status', '');
+      if jsonb_typeof(event -> 'error') = 'object' or upper(coalesce(event ->> 'result', '')) in ('FAILED', 'FAILURE', 'ERROR') then
+        failed := true;
+        failure := coalesce(event -> 'error' ->> 'message', event -> 'error' ->> 'code', 'the aggregator reported a failure');
+      end if;
+      carrier_result := event - 'eventId';
+  end case;
+
+  if not private.receive_event(carrier, event_id, event_type, event - 'password', request_id) then
+    return jsonb_build_object('outcome', 'duplicate', 'event_id', event_id);
+  end if;
+
+  -- 0. Usage the carrier reports for a line — ThingSpace DeviceUsage carrying usageHistory
+  -- records ({timestamp, bytesUsed, smsUsed}, as POST /devices/usage/actions/list returns them),
+  -- the aggregator's usage events ({eventType: usage, msisdn|iccid, records: [{recordId,
+  -- recordedAt, kind, quantity}]}) — goes into usage ingestion: re-delivered records count once,
+  -- unreadable ones are quarantined.
+  if event_type in ('DeviceUsage', 'usage')
+     and (jsonb_typeof(event -> 'usageHistory') = 'array' or jsonb_typeof(event -> 'records') = 'array') then
+    line := private.carrier_line(route_adapter, device_iccid, device_mdn);
+    if line.id is null then
+      return private.finish_event(carrier, event_id, null, 'unmatched',
+        format('usage for no known line (ICCID %s / MDN %s)', coalesce(device_iccid, '-'), coalesce(device_mdn, '-')));
+    end if;
+    if carrier = 'verizon' then
+      select coalesce(jsonb_agg(jsonb_build_object('mdn', line.mdn, 'recorded_at', h.value ->> 'timestamp', 'kind', q.kind,
+                                                   'quantity', q.amount,
+                                                   'record_id', format('%s|%s|%s', coalesce(device_iccid, device_mdn), h.value ->> 'timestamp', q.kind))
+                                order by h.n, q.kind), '[]')
+        into usage
+      from jsonb_array_elements(event -> 'usageHistory') with ordinality as h (value, n)
+      cross join lateral (values ('data', h.value ->> 'bytesUsed'), ('sms', h.value ->> 'smsUsed')) as q (kind, amount)
+      where q.amount is not null;
+    else
+      select coalesce(jsonb_agg(jsonb_build_object('mdn', line.mdn, 'recorded_at', coalesce(u.value ->> 'recordedAt', u.value ->> 'timestamp'),
+                                                   'kind', lower(u.value ->> 'kind'), 'quantity', u.value ->> 'quantity',
+                                                   'record_id', u.value ->> 'recordId') order by u.n), '[]')
+        into usage
+      from jsonb_array_elements(event -> 'records') with ordinality as u (value, n);
+    end if;
+    batch := public.ingest_usage_records(line.organization_id, carrier, usage, carrier || ' callback ' || event_id);
+    return private.finish_event(carrier, event_id, line.organization_id, 'applied',
+      format('usage batch %s: %s records, %s new, %s already counted, %s quarantined', batch.id, batch.rows_total, batch.rows_inserted,
+             batch.rows_duplicate, batch.rows_quarantined));
+  end if;
+
+  -- 1. The result of a command Wingtel sent.
+  if correlation is not null then
+    select c.* into command from public.carrier_commands c
+      join public.carriers k on k.organization_id = c.organization_id and k.id = c.carrier_id
+     where c.carrier_request_id = correlation and k.adapter = route_adapter;
+    if command.id is null then
+      return private.finish_event(carrier, event_id, null, 'unmatched', 'no command has carrier request id ' || correlation);
+    end if;
+    if command.status in ('succeeded', 'failed', 'dead') then
+      return private.finish_event(carrier, event_id, command.organization_id, 'ignored',
+        format('command %s had already ended as %s', command.id, command.status));
+    end if;
+    command := public.complete_carrier_command(command.organization_id, command.id, not failed, carrier_result, failure);
+    return private.finish_event(carrier, event_id, command.organization_id, 'applied', format('command %s %s', command.id, command.status));
+  end if;
+
+  -- 2. A line's state changed at the carrier.
+  new_state := private.carrier_network_state(carrier, carrier_state);
+  if new_state is null then
+    return private.finish_event(carrier, event_id, null, 'ignored',
+      coalesce('state ' || carrier_state || ' is not one Wingtel tracks', 'no line state in the event'));
+  end if;
+  line := private.carrier_line(route_adapter, device_iccid, device_mdn);
+  if line.id is null then
+    return private.finish_event(carrier, event_id, null, 'unmatched', format('no line has ICCID %s / MDN %s', coalesce(device_iccid, '-'), coalesce(device_mdn, '-')));
+  end if;
+  -- An open command waiting for exactly this state is what the carrier is confirming.
+  select c.* into command from public.carrier_commands c
+   where c.organization_id = line.organization_id and c.subscriber_id = line.id and c.status = 'in_flight'
+     and new_state = case c.kind when 'activate' then 'active' when 'port_in' then 'active' when 'restore' then 'active'
+                             when 'suspend' then 'suspended' when 'deactivate' then 'deactivated' when 'port_out' then 'deactivated' end::public.network_status;
+  if command.id is not null then
+    command := public.complete_carrier_command(command.organization_id, command.id, true, carrier_result, null);
+    return private.finish_event(carrier, event_id, line.organization_id, 'applied', format('command %s confirmed by the carrier', command.id));
+  end if;
+  if line.network_status = new_state then
+    return private.finish_event(carrier, event_id, line.organization_id, 'ignored', 'the line is already ' || new_state);
+  end if;
+  update public.subscribers s set network_status = new_state where s.organization_id = line.organization_id and s.id = line.id;
+  insert into public.subscriber_events (organization_id, subscriber_id, kind, reason, actor_name, details)
+  values (line.organization_id, line.id, 'network_state_changed', 'changed at the carrier, not by Wingtel', carrier || '-webhook',
+          jsonb_build_object('from', line.network_status, 'to', new_state, 'carrier_state', carrier_state, 'event_id', event_id));
+  return private.finish_event(carrier, event_id, line.organization_id, 'applied', format('network state %s → %s', line.network_status, new_state));
+end;
+$$;
+comment on function public.handle_carrier_event(text, jsonb, text) is 'Applies one authenticated carrier callback once: usage records of a line (into usage ingestion), a command result correlated by the carrier''s request id (completed or rolled back), or a line state change reported by the carrier (confirms an open command, or moves network_status and notes it in the line''s history). Returns {outcome, event_id, detail}.';
+
+revoke all on function private.carrier_network_state(text, text), private.carrier_adapter_of(text),
+  private.carrier_line(public.carrier_adapter, text, text),
+  public.handle_carrier_event(text, jsonb, text) from public, anon, authenticated;
+grant execute on function public.handle_carrier_event(text, jsonb, text) to service_role;
 
 -- >>> sql/50_functions/70_scheduler.sql (sha256 97f0562bf43e31cde82d83b0221e616c5472d13a954276e243583530b9dff817)
 -- The scheduler of `wingtel serve` (Sources/WingtelFunctions/Outbox/Scheduler.swift). Every
