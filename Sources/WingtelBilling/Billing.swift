@@ -113,6 +113,19 @@ public struct Billing: Sendable {
         }
     }
 
+    /// Queues the autopay charges due (queue_autopay_charges): each issued, unsettled invoice of
+    /// an autopay account, and the retries whose day has come; returns how many were queued.
+    public func queueAutopay(organization slug: String, asOf: String? = nil) async throws -> Int {
+        try await Database.withConnection(settings, logger: logger) { connection in
+            let org = try await Self.organizationID(slug, on: connection, logger: logger)
+            let rows = try await connection.query(
+                "select public.queue_autopay_charges(\(org), coalesce(\(asOf)::timestamptz, now()))", logger: logger)
+            var queued = 0
+            for try await count in rows.decode(Int.self) { queued = count }
+            return queued
+        }
+    }
+
     /// The month-end revenue and tax report per jurisdiction, as CSV (header first).
     public func revenueCSV(organization slug: String, month: BillingMonth) async throws -> String {
         try await Database.withConnection(settings, logger: logger) { connection in

@@ -5,8 +5,8 @@ import WingtelDatabase
 
 struct BillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bill", abstract: "Bill runs, dunning and invoices.",
-        subcommands: [BillRunCommand.self, BillDunningCommand.self, BillInvoiceCommand.self])
+        commandName: "bill", abstract: "Bill runs, dunning, autopay and invoices.",
+        subcommands: [BillRunCommand.self, BillDunningCommand.self, BillAutopayCommand.self, BillInvoiceCommand.self])
 }
 
 struct BillRunCommand: AsyncParsableCommand {
@@ -63,6 +63,29 @@ struct BillDunningCommand: AsyncParsableCommand {
         let settings = try connection.resolve(layout: ProjectLayout.discover())
         let steps = try await Billing(settings: settings, logger: commandLogger).runDunning(organization: org, asOf: asOf)
         print("Dunning for \(org): " + steps.map { "\($0.0) \($0.1)" }.joined(separator: ", ") + ".")
+    }
+}
+
+struct BillAutopayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "autopay",
+        abstract: "Queue the autopay charges due: new invoices of autopay accounts, and retries after declines.",
+        discussion: """
+            The daily job the server's scheduler runs after the bill run (select queue_autopay_charges(org_id)). The \
+            charges are sent by the payment worker of `wingtel serve` (STRIPE_SECRET_KEY, the ZIFT_* settings); see \
+            them with: select status, count(*) from payment_charges group by status. Retry days: \
+            billing_policies.autopay_retry_days (docs/BILLING.md, Autopay).
+            """)
+
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Organization slug.") var org: String
+    @Option(name: .customLong("as-of"), help: "Queue as if it were this moment (ISO 8601; default now).") var asOf: String?
+
+    func run() async throws {
+        let settings = try connection.resolve(layout: ProjectLayout.discover())
+        let queued = try await Billing(settings: settings, logger: commandLogger).queueAutopay(organization: org, asOf: asOf)
+        print("Autopay for \(org): \(queued) charge(s) queued.")
+        if queued > 0 { note("The payment worker of `wingtel serve` sends them (docs/API.md, The payment worker).") }
     }
 }
 

@@ -159,6 +159,18 @@ struct BillingTests {
         }
     }
 
+    @Test("wingtel bill autopay through the library: the past-due invoice of an autopay account is queued once")
+    func autopay() async throws {
+        let settings = try await TestCluster.shared.migratedDatabase()
+        let billing = Billing(settings: settings, logger: Self.logger)
+        #expect(try await billing.queueAutopay(organization: "bolt-wireless") == 0, "autopay is off in the seed")
+        try await Probe.execute(
+            settings, "select public.set_autopay('10000000-0000-4000-8000-00000000000b', 'ac000000-0000-4000-8000-00000000000b', true)")
+        #expect(try await billing.queueAutopay(organization: "bolt-wireless") == 1)
+        #expect(try await billing.queueAutopay(organization: "bolt-wireless") == 0)
+        await #expect(throws: BillingError.unknownOrganization("nobody")) { try await billing.queueAutopay(organization: "nobody") }
+    }
+
     @Test("billing months and CSV fields")
     func parsing() throws {
         #expect(try BillingMonth("2026-11").firstDay == "2026-11-01")
