@@ -56,7 +56,7 @@ struct PaymentWorkerTests {
             configuration: settings.postgresClientConfiguration(role: "service_role", maximumConnections: 4), backgroundLogger: logger)
         let running = Task { await client.run() }
         // A short timeout, so an answer the fake loses is a timeout here.
-        let transport = URLSessionTransport(timeout: .seconds(1))
+        let transport = URLSessionTransport(timeout: .seconds(4))
         let worker = PaymentWorker(
             client: client,
             adapters: [

@@ -219,6 +219,140 @@ end;
 $$;
 comment on function public.record_payment(uuid, uuid, bigint, text, text, text, text, boolean, text, text, timestamptz, uuid) is 'Records a payment attempt (agents, services and the payment webhooks), once per idempotency key or provider payment id. A succeeded payment settles open invoices (the named one first, then oldest due), the rest goes to the wallet; a line suspended for non-payment is restored when nothing is overdue.';
 
+-- Many payments at once, set-based (the demo generator's months of card payments, a
+-- migration's payment history): the session's temporary table payment_batch holds them,
+--   (account_id uuid, invoice_id uuid, amount_cents bigint, idempotency_key text, method text,
+--    provider text, provider_payment_id text, succeeded boolean, failure_code text,
+--    failure_message text, received_at timestamptz)
+-- and each is recorded as record_payment would, with one difference: a succeeded payment
+-- settles the invoice it names (up to what is owed) and the rest goes to the wallet, instead of
+-- spreading over the account's other open invoices. The rules record_payment checks are checked
+-- for the whole batch first (positive amounts, keys, failure codes, at most one succeeded
+-- payment per invoice, keys not used before); any problem refuses the batch before anything is
+-- written. One statement per table: payments, ledger, invoices, wallets.
+create or replace function public.record_payments_in_bulk(organization_id uuid)
+returns table (payments integer, succeeded integer, failed integer, settled_cents bigint, to_wallet_cents bigint)
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  org uuid := record_payments_in_bulk.organization_id;
+  problem text;
+  currency char(3);
+begin
+  perform private.require_role(org, 'agent');
+  if to_regclass('pg_temp.payment_batch') is null then
+    raise exception 'no payment_batch table in this session' using errcode = '42P01',
+      hint = 'Create the temporary table payment_batch (see the function''s comment) and fill it first.';
+  end if;
+  select o.currency into currency from public.organizations o where o.id = org;
+  if currency is null then
+    raise exception 'there is no organization %', org using errcode = 'P0002';
+  end if;
+  select case
+           when b.amount_cents is null or b.amount_cents <= 0 then format('a payment amount must be a positive number of cents, not %s', b.amount_cents)
+           when nullif(btrim(b.idempotency_key), '') is null then 'a payment needs an idempotency key'
+           when b.succeeded is null then format('payment %s: say whether it succeeded', b.idempotency_key)
+           when not b.succeeded and b.failure_code is null then format('failed payment %s needs the provider''s failure code', b.idempotency_key)
+           when a.id is null then format('payment %s: there is no account %s in this organization', b.idempotency_key, b.account_id)
+           when b.invoice_id is not null and i.id is null then format('payment %s: invoice %s is not one of the account''s', b.idempotency_key, b.invoice_id)
+         end
+    into problem
+  from pg_temp.payment_batch b
+  left join public.accounts a on a.organization_id = org and a.id = b.account_id
+  left join public.invoices i on i.organization_id = org and i.id = b.invoice_id and i.account_id = b.account_id
+  where b.amount_cents is null or b.amount_cents <= 0 or nullif(btrim(b.idempotency_key), '') is null or b.succeeded is null
+     or (not b.succeeded and b.failure_code is null) or a.id is null or (b.invoice_id is not null and i.id is null)
+  limit 1;
+  if problem is null then
+    select format('idempotency key %s appears %s times in the batch', b.idempotency_key, count(*)) into problem
+    from pg_temp.payment_batch b group by b.idempotency_key having count(*) > 1 limit 1;
+  end if;
+  if problem is null then
+    select format('invoice %s has %s succeeded payments in the batch; record them one by one with record_payment', b.invoice_id, count(*))
+      into problem
+    from pg_temp.payment_batch b where b.succeeded and b.invoice_id is not null group by b.invoice_id having count(*) > 1 limit 1;
+  end if;
+  if problem is null then
+    select format('idempotency key %s%s was already used', b.idempotency_key, coalesce(' (or provider payment ' || b.provider_payment_id || ')', ''))
+      into problem
+    from pg_temp.payment_batch b
+    where exists (select 1 from public.payments p where p.organization_id = org
+                  and (p.idempotency_key = b.idempotency_key
+                       or (b.provider_payment_id is not null and p.provider = coalesce(b.provider, 'manual')
+                           and p.provider_payment_id = b.provider_payment_id)))
+    limit 1;
+  end if;
+  if problem is not null then
+    raise exception '%', problem using errcode = '22023', hint = 'Nothing of the batch was recorded; fix it and call again.';
+  end if;
+
+  -- The accounts' money moves one after the other, as with record_payment.
+  perform 1 from public.accounts a where a.organization_id = org and a.id in (select b.account_id from pg_temp.payment_batch b)
+  order by a.id for update;
+
+  return query
+  with recorded as (
+    insert into public.payments (organization_id, account_id, amount_cents, currency, method, provider, provider_payment_id, idempotency_key,
+                                 status, failure_code, failure_message, received_at)
+    select org, b.account_id, b.amount_cents, currency, coalesce(b.method, 'card'), coalesce(b.provider, 'manual'), b.provider_payment_id,
+           b.idempotency_key, case when b.succeeded then 'succeeded' else 'failed' end::public.payment_status,
+           case when not b.succeeded then b.failure_code end, case when not b.succeeded then b.failure_message end,
+           coalesce(b.received_at, now())
+    from pg_temp.payment_batch b
+    returning *
+  ), split as (
+    select p.id, p.account_id, p.amount_cents, p.received_at, p.idempotency_key, b.invoice_id,
+           least(p.amount_cents, greatest(coalesce(i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents, 0), 0))
+             as settled
+    from recorded p
+    join pg_temp.payment_batch b on b.idempotency_key = p.idempotency_key
+    left join public.invoices i on i.organization_id = org and i.id = b.invoice_id and i.status in ('open', 'past_due')
+    where p.status = 'succeeded'
+  ), posted as (
+    insert into public.ledger_entries (organization_id, transaction_id, source, ledger_account, amount_cents, account_id, invoice_id, payment_id)
+    select org, s.id, 'payment', e.ledger_account, e.amount, s.account_id, e.invoice_id, s.id
+    from split s
+    cross join lateral (values ('cash'::public.ledger_account, s.amount_cents, null::uuid),
+                               ('accounts_receivable', -s.settled, s.invoice_id),
+                               ('wallet_liability', -(s.amount_cents - s.settled), null)) as e (ledger_account, amount, invoice_id)
+    where e.amount <> 0
+    returning 1
+  ), settled_invoices as (
+    update public.invoices i
+       set amount_paid_cents = i.amount_paid_cents + s.settled,
+           status = case when i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents - s.settled <= 0
+                         then 'paid' else i.status end,
+           updated_at = now()
+      from split s
+     where i.organization_id = org and i.id = s.invoice_id and s.settled > 0
+    returning 1
+  ), wallets as (
+    insert into public.wallet_transactions (organization_id, account_id, kind, amount_cents, balance_after_cents, payment_id, description)
+    select org, s.account_id, 'overpayment', s.amount_cents - s.settled,
+           private.wallet_balance(org, s.account_id)
+             + sum(s.amount_cents - s.settled) over (partition by s.account_id order by s.received_at, s.idempotency_key),
+           s.id, 'Payment beyond the invoice it named'
+    from split s where s.amount_cents > s.settled
+    returning 1
+  )
+  select (select count(*) from recorded)::integer, (select count(*) from split)::integer,
+         (select count(*) from recorded where status = 'failed')::integer,
+         coalesce((select sum(s.settled) from split s), 0)::bigint, coalesce((select sum(s.amount_cents - s.settled) from split s), 0)::bigint
+  from (select (select count(*) from posted), (select count(*) from settled_invoices), (select count(*) from wallets)) as ran;
+
+  -- Lines suspended for non-payment come back when nothing caused the suspension any more.
+  perform private.restore_if_paid(org, a.id)
+  from public.accounts a
+  where a.organization_id = org and a.status = 'suspended'
+    and a.id in (select b.account_id from pg_temp.payment_batch b where b.succeeded);
+end;
+$$;
+comment on function public.record_payments_in_bulk(uuid) is 'Records the payments of the session''s payment_batch table at once (agents and services; bulk loads and migrations): checked as a whole first, then one statement per table. A succeeded payment settles the invoice it names, the rest goes to the wallet; lines suspended for non-payment are restored when paid. Returns the counts and cents.';
+revoke all on function public.record_payments_in_bulk(uuid) from public, anon;
+grant execute on function public.record_payments_in_bulk(uuid) to authenticated, service_role;
+
 create or replace function public.refund_payment(organization_id uuid, payment_id uuid, amount_cents bigint, reason text default null)
 returns public.payments
 language plpgsql

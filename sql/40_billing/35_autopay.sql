@@ -34,6 +34,47 @@ end;
 $$;
 comment on function private.require_account_manager(uuid, uuid) is 'Guard: the caller is staff of the organization (agent and up), a service, or the account''s own self-service customer.';
 
+-- What card-data scanners look for: a run of 13 to 19 digits (spaces or dashes between them
+-- allowed) that passes the Luhn check. Provider tokens that keep a card's shape are made to fail
+-- Luhn, so they pass.
+create or replace function private.looks_like_card_number(value text)
+returns boolean
+language plpgsql
+immutable
+parallel safe
+set search_path = ''
+as $$
+declare
+  run text;
+begin
+  for run in select regexp_replace(m[1], '[ -]', '', 'g') from regexp_matches(coalesce(value, ''), '([0-9](?:[0-9]|[ -](?=[0-9])){12,})', 'g') as m
+  loop
+    if length(run) between 13 and 19 and public.luhn_valid(run) then
+      return true;
+    end if;
+  end loop;
+  return false;
+end;
+$$;
+comment on function private.looks_like_card_number(text) is 'True when the text holds a run of 13 to 19 digits (spaces or dashes between them allowed) that passes the Luhn check: what a card number looks like.';
+
+create or replace function private.validate_payment_method()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if private.looks_like_card_number(new.token) or private.looks_like_card_number(new.provider_customer_id) then
+    raise exception 'that looks like a card number; Wingtel stores only the provider''s token' using errcode = '23514',
+      hint = 'Collect the card with Stripe Elements or Zift''s hosted form and save the token it returns (pm_… for Stripe).';
+  end if;
+  return new;
+end;
+$$;
+comment on function private.validate_payment_method() is 'Trigger on payment_methods: refuses a token (or customer id) that holds a card number, whoever writes it.';
+create or replace trigger payment_methods_validate before insert or update of token, provider_customer_id on public.payment_methods
+  for each row execute function private.validate_payment_method();
+
 create or replace function public.add_payment_method(
   organization_id uuid,
   account_id uuid,
@@ -60,7 +101,7 @@ begin
     raise exception 'unknown payment provider %', coalesce(add_payment_method.provider, 'null') using errcode = '22023',
       hint = 'Saved payment methods are Stripe PaymentMethods (stripe) or Zift stored-card tokens (zift).';
   end if;
-  if add_payment_method.token ~ '[0-9][0-9 -]{10,}[0-9]' then
+  if private.looks_like_card_number(add_payment_method.token) then
     raise exception 'that looks like a card number; Wingtel stores only the provider''s token' using errcode = '22023',
       hint = 'Collect the card with Stripe Elements or Zift''s hosted form and pass the token it returns (pm_… for Stripe).';
   end if;
@@ -99,7 +140,7 @@ begin
   return method;
 end;
 $$;
-comment on function public.add_payment_method(uuid, uuid, text, text, text, text, text, integer, integer, boolean) is 'Saves a payment method token (Stripe pm_… with its customer, or a Zift token) for an account, by default as the method autopay charges; the same token again is the same method. Refuses anything that looks like a card number. Staff (agent and up) or the account''s customer.';
+comment on function public.add_payment_method(uuid, uuid, text, text, text, text, text, integer, integer, boolean) is 'Saves a payment method token (Stripe pm_… with its customer, or a Zift token) for an account, by default as the method autopay charges; the same token again is the same method. Refuses anything that holds a card number (a Luhn-valid run of 13 to 19 digits). Staff (agent and up) or the account''s customer.';
 
 create or replace function public.remove_payment_method(organization_id uuid, payment_method_id uuid)
 returns public.payment_methods
@@ -472,7 +513,7 @@ as $$
 $$;
 comment on function private.provider_charge(text, text, uuid) is 'The payment charge a provider''s payment came from (by its payment id, else the charge id sent with it); null fields when it is not Wingtel''s.';
 
-revoke all on function private.require_account_manager(uuid, uuid), public.add_payment_method(uuid, uuid, text, text, text, text, text, integer, integer, boolean),
+revoke all on function private.looks_like_card_number(text), private.validate_payment_method(), private.require_account_manager(uuid, uuid), public.add_payment_method(uuid, uuid, text, text, text, text, text, integer, integer, boolean),
   public.remove_payment_method(uuid, uuid), public.set_autopay(uuid, uuid, boolean), public.queue_autopay_charges(uuid, timestamptz),
   public.charge_payment_method(uuid, uuid, bigint, uuid, uuid, text), private.notify_payment_charges(),
   public.claim_payment_charges(text, integer, interval, text[]), public.finish_payment_charge(uuid, uuid, text, text, text, text, interval),

@@ -27,8 +27,9 @@ create table public.payment_methods (
   constraint payment_methods_status check (status in ('active', 'removed')),
   constraint payment_methods_stripe_customer check (provider <> 'stripe' or provider_customer_id ~ '^cus_[A-Za-z0-9]+$'),
   constraint payment_methods_stripe_token check (provider <> 'stripe' or token ~ '^(pm|card|src)_[A-Za-z0-9_]+$'),
-  -- A token, never a card number: no run of 12 or more digits (with or without separators).
-  constraint payment_methods_no_pan check (token !~ '[0-9][0-9 -]{10,}[0-9]' and token ~ '^[!-~]{4,255}$'),
+  -- A token: printable, no spaces. That it is no card number is checked by a trigger
+  -- (private.validate_payment_method: no Luhn-valid run of 13 to 19 digits).
+  constraint payment_methods_token check (token ~ '^[!-~]{4,255}$'),
   constraint payment_methods_last4 check (last4 is null or last4 ~ '^[0-9]{4}$'),
   constraint payment_methods_expiry check ((exp_month is null) = (exp_year is null) and (exp_month is null or (exp_month between 1 and 12 and exp_year between 2000 and 2100))),
   constraint payment_methods_removed check ((status = 'removed') = (removed_at is not null) and (status = 'active' or not is_default))

@@ -7032,7 +7032,7 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
-    /// Saves a payment method token (Stripe pm_… with its customer, or a Zift token) for an account, by default as the method autopay charges; the same token again is the same method. Refuses anything that looks like a card number. Staff (agent and up) or the account's customer.
+    /// Saves a payment method token (Stripe pm_… with its customer, or a Zift token) for an account, by default as the method autopay charges; the same token again is the same method. Refuses anything that holds a card number (a Luhn-valid run of 13 to 19 digits). Staff (agent and up) or the account's customer.
     ///
     /// - Remark: Generated from `public.add_payment_method(uuid,uuid,text,text,text,text,text,integer,integer,boolean)`.
     public struct AddPaymentMethod: WingtelFunction {
@@ -8778,6 +8778,55 @@ extension Public.Functions {
             case failureMessage = "failure_message"
             case receivedAt = "received_at"
             case invoiceId = "invoice_id"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Records the payments of the session's payment_batch table at once (agents and services; bulk loads and migrations): checked as a whole first, then one statement per table. A succeeded payment settles the invoice it names, the rest goes to the wallet; lines suspended for non-payment are restored when paid. Returns the counts and cents.
+    ///
+    /// - Remark: Generated from `public.record_payments_in_bulk(uuid)`.
+    public struct RecordPaymentsInBulk: WingtelFunction {
+        public typealias Output = [Result]
+        public static let qualifiedName = "public.record_payments_in_bulk"
+        public static let returns: WingtelReturnShape = .rows
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+        ]
+
+        public var organizationId: UUID
+
+        public init(organizationId: UUID) {
+            self.organizationId = organizationId
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
+        }
+
+        /// A row of the function's result.
+        public struct Result: Codable, Sendable, Hashable {
+            public var payments: Int32?
+            public var succeeded: Int32?
+            public var failed: Int32?
+            public var settledCents: Int64?
+            public var toWalletCents: Int64?
+
+            public init(payments: Int32? = nil, succeeded: Int32? = nil, failed: Int32? = nil, settledCents: Int64? = nil, toWalletCents: Int64? = nil) {
+                self.payments = payments
+                self.succeeded = succeeded
+                self.failed = failed
+                self.settledCents = settledCents
+                self.toWalletCents = toWalletCents
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case payments
+                case succeeded
+                case failed
+                case settledCents = "settled_cents"
+                case toWalletCents = "to_wallet_cents"
+            }
         }
     }
 }
