@@ -53,17 +53,7 @@ public struct OutboxWorker: Service {
             return
         }
         logger.info("outbox worker started", metadata: ["adapters": "\(adapters.keys.sorted().joined(separator: ","))"])
-        let doorbell = Doorbell()
-        let listener = Task { await listen(doorbell) }
-        defer { listener.cancel() }
-        await withGracefulShutdownHandler {
-            while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                let handled = await drainOnce()
-                if handled == 0 { await doorbell.wait(timeout: settings.pollInterval) }
-            }
-        } onGracefulShutdown: {
-            Task { await doorbell.ring() }
-        }
+        await drainQueue(client: client, channel: Self.channel, pollInterval: settings.pollInterval, logger: logger) { await drainOnce() }
         logger.info("outbox worker stopped")
     }
 
@@ -150,8 +140,23 @@ public struct OutboxWorker: Service {
         }
     }
 
-    func listen(_ doorbell: Doorbell) async {
-        await listenForever(client: client, channel: Self.channel, doorbell: doorbell, pause: settings.pollInterval, logger: logger)
+}
+
+/// The loop of a queue worker (carrier outbox, payment charges, SMS): drain until a pass finds
+/// nothing, then wait for a NOTIFY on `channel` or the poll interval, whichever comes first. On
+/// graceful shutdown it finishes the batch in hand and returns.
+func drainQueue(
+    client: PostgresClient, channel: String, pollInterval: Duration, logger: Logger, drain: @escaping @Sendable () async -> Int
+) async {
+    let doorbell = Doorbell()
+    let listener = Task { await listenForever(client: client, channel: channel, doorbell: doorbell, pause: pollInterval, logger: logger) }
+    defer { listener.cancel() }
+    await withGracefulShutdownHandler {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if await drain() == 0 { await doorbell.wait(timeout: pollInterval) }
+        }
+    } onGracefulShutdown: {
+        Task { await doorbell.ring() }
     }
 }
 

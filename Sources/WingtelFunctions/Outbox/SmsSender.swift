@@ -49,18 +49,7 @@ public struct SmsSender: Service {
     }
 
     public func run() async throws {
-        let doorbell = Doorbell()
-        let listener = Task {
-            await listenForever(client: client, channel: Self.channel, doorbell: doorbell, pause: pollInterval, logger: logger)
-        }
-        defer { listener.cancel() }
-        await withGracefulShutdownHandler {
-            while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                if await drainOnce() == 0 { await doorbell.wait(timeout: pollInterval) }
-            }
-        } onGracefulShutdown: {
-            Task { await doorbell.ring() }
-        }
+        await drainQueue(client: client, channel: Self.channel, pollInterval: pollInterval, logger: logger) { await drainOnce() }
     }
 
     /// Claims a batch and sends it; returns how many messages it handled.

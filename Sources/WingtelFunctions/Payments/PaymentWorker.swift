@@ -40,18 +40,7 @@ public struct PaymentWorker: Service {
 
     public func run() async throws {
         logger.info("payment worker started", metadata: ["providers": "\(adapters.keys.sorted().joined(separator: ","))"])
-        let doorbell = Doorbell()
-        let listener = Task {
-            await listenForever(client: client, channel: Self.channel, doorbell: doorbell, pause: pollInterval, logger: logger)
-        }
-        defer { listener.cancel() }
-        await withGracefulShutdownHandler {
-            while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                if await drainOnce() == 0 { await doorbell.wait(timeout: pollInterval) }
-            }
-        } onGracefulShutdown: {
-            Task { await doorbell.ring() }
-        }
+        await drainQueue(client: client, channel: Self.channel, pollInterval: pollInterval, logger: logger) { await drainOnce() }
         logger.info("payment worker stopped")
     }
 
