@@ -27,8 +27,29 @@ final class FakeStripeAPI: Sendable {
         var failures: [(Int, String, String?)] = []
         var loseNext = 0
         var intents = 0
+        /// Each PaymentIntent's current JSON, as `GET /v1/payment_intents/{id}` answers it.
+        var byIntent: [String: String] = [:]
+        var lookups = 0
 
         func fail(_ status: Int, _ body: String, retryAfter: String? = nil) { failures.append((status, body, retryAfter)) }
+
+        /// A processing PaymentIntent finishes (as Stripe would, later, without Wingtel asking).
+        func settle(_ id: String) {
+            guard let body = byIntent[id], let amount = body.firstMatch(of: /"amount":([0-9]+)/)?.1 else { return }
+            byIntent[id] = body.replacingOccurrences(of: #""status":"processing""#, with: #""status":"succeeded""#)
+                .replacingOccurrences(of: #""amount_received":0"#, with: #""amount_received":\#(amount)"#)
+        }
+
+        func lookup(_ id: String, authorization: String?) -> (Int, String) {
+            lookups += 1
+            guard authorization == "Bearer \(FakeStripeAPI.secretKey)" else {
+                return (401, #"{"error":{"type":"invalid_request_error","message":"Invalid API Key provided"}}"#)
+            }
+            guard let body = byIntent[id] else {
+                return (404, #"{"error":{"type":"invalid_request_error","code":"resource_missing","message":"No such payment_intent"}}"#)
+            }
+            return (200, body)
+        }
         func loseAnswers(_ count: Int) { loseNext = count }
 
         /// The answer: status, body, replayed, Retry-After, whether to lose it.
@@ -75,6 +96,7 @@ final class FakeStripeAPI: Sendable {
                     #"{"id":"\#(id)","object":"payment_intent","status":"\#(state)","amount":\#(amount),"amount_received":\#(state == "succeeded" ? amount : "0"),"currency":"\#(form["currency"] ?? "")","customer":"\#(form["customer"] ?? "")","metadata":{\#(metadataJSON)}}"#
             }
             if let key { byKey[key] = Stored(form: form, status: status, body: body) }
+            if status == 200 { byIntent[id] = body }
             let lose = loseNext > 0
             if lose { loseNext -= 1 }
             return (status, body, false, nil, lose)
@@ -105,6 +127,12 @@ final class FakeStripeAPI: Sendable {
             headers[.contentType] = "application/json"
             if replayed, let name = HTTPField.Name("Idempotent-Replayed") { headers[name] = "true" }
             if let retryAfter { headers[.retryAfter] = retryAfter }
+            return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        router.get("v1/payment_intents/{id}") { request, context -> Response in
+            let (status, text) = await state.lookup(context.parameters.get("id") ?? "", authorization: request.headers[.authorization])
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
             return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         return FakeStripeAPI(state: state, server: try await LoopbackServer.start(router: router, label: "fake.stripe-api"))

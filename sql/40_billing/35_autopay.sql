@@ -362,7 +362,8 @@ returns table (
   currency char(3),
   idempotency_key text,
   sends integer,
-  description text)
+  description text,
+  provider_payment_id text)
 language plpgsql
 security definer
 set search_path = ''
@@ -393,10 +394,13 @@ begin
    where c.status = 'pending' and c.sends = 0 and c.next_attempt_at <= now() and (c.lease_until is null or c.lease_until < now())
      and i.organization_id = c.organization_id and i.id = c.invoice_id
      and c.amount_cents > i.total_cents - i.amount_paid_cents - i.amount_credited_cents - i.amount_written_off_cents;
+  -- Due too: charges the provider is still working on whose next check has come (the webhook
+  -- that settles them may never arrive); the worker asks the provider for their state.
   return query
   with ready as (
     select c.organization_id, c.id from public.payment_charges c
-    where c.status = 'pending' and c.next_attempt_at <= now() and (c.lease_until is null or c.lease_until < now())
+    where c.status in ('pending', 'awaiting_confirmation') and c.next_attempt_at <= now()
+      and (c.lease_until is null or c.lease_until < now())
       and c.provider = any (claim_payment_charges.providers)
     order by c.next_attempt_at
     limit greatest(claim_payment_charges.max_count, 0)
@@ -410,14 +414,44 @@ begin
   )
   select c.organization_id, c.id, c.account_id, c.invoice_id, c.provider, m.token, m.provider_customer_id, c.amount_cents, c.currency,
          c.idempotency_key, c.sends,
-         coalesce(o.name || ' invoice ' || i.display_number, o.name || ' payment')
+         coalesce(o.name || ' invoice ' || i.display_number, o.name || ' payment'),
+         case when c.status = 'awaiting_confirmation' then c.provider_payment_id end
   from claimed c
   join public.payment_methods m on m.organization_id = c.organization_id and m.id = c.payment_method_id
   join public.organizations o on o.id = c.organization_id
   left join public.invoices i on i.organization_id = c.organization_id and i.id = c.invoice_id;
 end;
 $$;
-comment on function public.claim_payment_charges(text, integer, interval, text[]) is 'Takes up to max_count due charges of the given providers for one payment worker under a lease (SKIP LOCKED), with the token and customer to charge; cancels those no longer worth sending first. A charge whose worker died is claimed again when its lease runs out (same idempotency key).';
+comment on function public.claim_payment_charges(text, integer, interval, text[]) is 'Takes up to max_count due charges of the given providers for one payment worker under a lease (SKIP LOCKED), with the token and customer to charge; cancels those no longer worth sending first. A charge whose worker died is claimed again when its lease runs out (same idempotency key). A charge awaiting confirmation whose next check has come is returned with its provider_payment_id: the worker asks the provider for its state instead of charging.';
+
+-- A charge the provider is still working on: check again in 30 minutes, doubling up to a day;
+-- after 14 days without an answer it is dead for staff to look at (the invoice stays owed).
+create or replace function private.await_confirmation(charge public.payment_charges, provider_payment_id text, error text)
+returns public.payment_charges
+language plpgsql
+set search_path = ''
+as $$
+declare
+  result public.payment_charges;
+begin
+  if charge.created_at < now() - interval '14 days' then
+    update public.payment_charges c
+       set status = 'dead', lease_until = null, finished_at = now(),
+           provider_payment_id = coalesce(await_confirmation.provider_payment_id, c.provider_payment_id),
+           last_error = 'the provider has not confirmed this payment in 14 days: look it up in its dashboard'
+     where c.organization_id = charge.organization_id and c.id = charge.id returning * into result;
+  else
+    update public.payment_charges c
+       set status = 'awaiting_confirmation', lease_until = null,
+           provider_payment_id = coalesce(await_confirmation.provider_payment_id, c.provider_payment_id),
+           last_error = coalesce(await_confirmation.error, c.last_error),
+           next_attempt_at = now() + least(interval '30 minutes' * power(2, greatest(charge.sends - 1, 0)), interval '24 hours')
+     where c.organization_id = charge.organization_id and c.id = charge.id returning * into result;
+  end if;
+  return result;
+end;
+$$;
+comment on function private.await_confirmation(public.payment_charges, text, text) is 'Keeps a charge awaiting the provider''s confirmation, to be checked again in 30 minutes doubling up to a day; dead after 14 days without one.';
 
 create or replace function public.finish_payment_charge(
   organization_id uuid,
@@ -450,21 +484,21 @@ begin
   if charge.status not in ('pending', 'awaiting_confirmation') then
     return charge;
   end if;
-  if finish_payment_charge.outcome in ('succeeded', 'pending') and nullif(finish_payment_charge.provider_payment_id, '') is null then
+  if finish_payment_charge.outcome in ('succeeded', 'pending') and nullif(coalesce(finish_payment_charge.provider_payment_id, charge.provider_payment_id), '') is null then
     raise exception 'a charge the provider took needs the provider''s payment id' using errcode = '22023';
   end if;
 
   case finish_payment_charge.outcome
     when 'succeeded' then
       payment := public.record_payment(org, charge.account_id, charge.amount_cents, charge.idempotency_key, 'card', charge.provider,
-        finish_payment_charge.provider_payment_id, true, null, null, now(), charge.invoice_id);
+        coalesce(finish_payment_charge.provider_payment_id, charge.provider_payment_id), true, null, null, now(), charge.invoice_id);
       update public.payment_charges c
-         set status = 'succeeded', payment_id = payment.id, provider_payment_id = finish_payment_charge.provider_payment_id,
+         set status = 'succeeded', payment_id = payment.id, provider_payment_id = payment.provider_payment_id,
              lease_until = null, finished_at = now(), last_error = null
        where c.organization_id = org and c.id = charge.id returning * into charge;
     when 'declined' then
       payment := public.record_payment(org, charge.account_id, charge.amount_cents, charge.idempotency_key || ':declined', 'card',
-        charge.provider, 'failed:' || coalesce(finish_payment_charge.provider_payment_id, charge.idempotency_key), false,
+        charge.provider, 'failed:' || coalesce(finish_payment_charge.provider_payment_id, charge.provider_payment_id, charge.idempotency_key), false,
         coalesce(nullif(finish_payment_charge.failure_code, ''), 'declined'), finish_payment_charge.failure_message, now());
       update public.payment_charges c
          set status = 'declined', payment_id = payment.id,
@@ -472,11 +506,13 @@ begin
              failure_code = payment.failure_code, failure_message = payment.failure_message, lease_until = null, finished_at = now()
        where c.organization_id = org and c.id = charge.id returning * into charge;
     when 'pending' then
-      update public.payment_charges c
-         set status = 'awaiting_confirmation', provider_payment_id = finish_payment_charge.provider_payment_id, lease_until = null
-       where c.organization_id = org and c.id = charge.id returning * into charge;
+      charge := private.await_confirmation(charge, finish_payment_charge.provider_payment_id, null);
     else
-      if charge.sends >= charge.max_sends then
+      if charge.status = 'awaiting_confirmation' then
+        -- The provider has the payment; not knowing its state now is no reason to give up on it.
+        charge := private.await_confirmation(charge, null,
+          coalesce(finish_payment_charge.failure_message, finish_payment_charge.failure_code, 'the provider could not be asked'));
+      elsif charge.sends >= charge.max_sends then
         update public.payment_charges c
            set status = 'dead', lease_until = null, finished_at = now(),
                last_error = coalesce(finish_payment_charge.failure_message, finish_payment_charge.failure_code, 'not charged')
@@ -494,7 +530,7 @@ begin
   return charge;
 end;
 $$;
-comment on function public.finish_payment_charge(uuid, uuid, text, text, text, text, interval) is 'The outcome of sending a charge: succeeded (a payment, settling its invoice), declined (a failed attempt for dunning; the next attempt follows the retry days), pending (the provider finishes it; its webhook settles it), retry (not charged: sent again with the same key after a backoff or Retry-After; dead after max_sends). Settling a charge twice changes nothing (services and operators).';
+comment on function public.finish_payment_charge(uuid, uuid, text, text, text, text, interval) is 'The outcome of sending a charge: succeeded (a payment, settling its invoice), declined (a failed attempt for dunning; the next attempt follows the retry days), pending (the provider finishes it: its webhook settles it, or the worker asks again later, for up to 14 days), retry (not charged: sent again with the same key after a backoff or Retry-After; dead after max_sends; for a charge awaiting confirmation, asked again later). Settling a charge twice changes nothing (services and operators).';
 
 -- The charge a provider's payment belongs to: by the provider's payment id, else by the charge id
 -- Wingtel sent with it (Stripe metadata.wingtel_charge_id, Zift userDefinedField2).
@@ -517,7 +553,7 @@ revoke all on function private.looks_like_card_number(text), private.validate_pa
   public.remove_payment_method(uuid, uuid), public.set_autopay(uuid, uuid, boolean), public.queue_autopay_charges(uuid, timestamptz),
   public.charge_payment_method(uuid, uuid, bigint, uuid, uuid, text), private.notify_payment_charges(),
   public.claim_payment_charges(text, integer, interval, text[]), public.finish_payment_charge(uuid, uuid, text, text, text, text, interval),
-  private.provider_charge(text, text, uuid) from public, anon, authenticated;
+  private.provider_charge(text, text, uuid), private.await_confirmation(public.payment_charges, text, text) from public, anon, authenticated;
 grant execute on function public.add_payment_method(uuid, uuid, text, text, text, text, text, integer, integer, boolean),
   public.remove_payment_method(uuid, uuid), public.set_autopay(uuid, uuid, boolean), public.queue_autopay_charges(uuid, timestamptz),
   public.charge_payment_method(uuid, uuid, bigint, uuid, uuid, text) to authenticated, service_role;

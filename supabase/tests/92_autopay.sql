@@ -174,5 +174,31 @@ select is((public.remove_payment_method('10000000-0000-4000-8000-00000000000a', 
 select is((select status from public.payment_charges where idempotency_key = 'phone-1'), 'canceled', 'its unsent charge is canceled');
 select is(public.queue_autopay_charges('10000000-0000-4000-8000-00000000000a', now() + interval '30 days'), 0, 'and autopay has nothing to charge');
 
+-- Awaiting the provider: checked again later, never given up for a network failure, dead after 14 days.
+select public.add_payment_method('10000000-0000-4000-8000-00000000000b', 'ac000000-0000-4000-8000-00000000000b', 'zift', 'tok-slow', make_default => false);
+select public.charge_payment_method('10000000-0000-4000-8000-00000000000b', 'ac000000-0000-4000-8000-00000000000b', 700, null,
+  (select id from public.payment_methods where token = 'tok-slow'), 'slow-1');
+set local role service_role;
+select is((select count(*) from public.claim_payment_charges('w1', 10, '60 seconds') where idempotency_key = 'slow-1'), 1::bigint, 'the slow charge is sent');
+select results_eq(
+  $$select status, provider_payment_id, next_attempt_at > now() + interval '29 minutes' from public.finish_payment_charge('10000000-0000-4000-8000-00000000000b',
+      (select id from public.payment_charges where idempotency_key = 'slow-1'), 'pending', 'ZP-1')$$,
+  $$values ('awaiting_confirmation', 'ZP-1', true)$$, 'pending at the provider: awaiting, next check in half an hour');
+update public.payment_charges set next_attempt_at = now(), sends = max_sends where idempotency_key = 'slow-1';
+select results_eq(
+  $$select provider_payment_id, sends from public.claim_payment_charges('w1', 10, '60 seconds') where idempotency_key = 'slow-1'$$,
+  $$values ('ZP-1', 9)$$, 'when the check is due the worker gets the provider''s payment id to look up');
+select results_eq(
+  $$select status, last_error from public.finish_payment_charge('10000000-0000-4000-8000-00000000000b',
+      (select id from public.payment_charges where idempotency_key = 'slow-1'), 'retry', null, 'unavailable', 'the Zift gateway answered 503')$$,
+  $$values ('awaiting_confirmation', 'the Zift gateway answered 503')$$, 'a failed look-up is no reason to give up, even past max_sends');
+update public.payment_charges set created_at = now() - interval '15 days' where idempotency_key = 'slow-1';
+select results_eq(
+  $$select status, finished_at is not null from public.finish_payment_charge('10000000-0000-4000-8000-00000000000b',
+      (select id from public.payment_charges where idempotency_key = 'slow-1'), 'pending', 'ZP-1')$$,
+  $$values ('dead', true)$$, 'after 14 days without confirmation the charge is dead for staff to look up');
+reset role;
+select is((select count(*) from public.payments where idempotency_key like 'slow-1%'), 0::bigint, 'and no payment was recorded for it');
+
 select * from finish();
 rollback;

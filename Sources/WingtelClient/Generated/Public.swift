@@ -7455,7 +7455,7 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
-    /// Takes up to max_count due charges of the given providers for one payment worker under a lease (SKIP LOCKED), with the token and customer to charge; cancels those no longer worth sending first. A charge whose worker died is claimed again when its lease runs out (same idempotency key).
+    /// Takes up to max_count due charges of the given providers for one payment worker under a lease (SKIP LOCKED), with the token and customer to charge; cancels those no longer worth sending first. A charge whose worker died is claimed again when its lease runs out (same idempotency key). A charge awaiting confirmation whose next check has come is returned with its provider_payment_id: the worker asks the provider for its state instead of charging.
     ///
     /// - Remark: Generated from `public.claim_payment_charges(text,integer,interval,text[])`.
     public struct ClaimPaymentCharges: WingtelFunction {
@@ -7502,8 +7502,9 @@ extension Public.Functions {
             public var idempotencyKey: String?
             public var sends: Int32?
             public var description: String?
+            public var providerPaymentId: String?
 
-            public init(organizationId: UUID? = nil, id: UUID? = nil, accountId: UUID? = nil, invoiceId: UUID? = nil, provider: String? = nil, token: String? = nil, providerCustomerId: String? = nil, amountCents: Int64? = nil, currency: String? = nil, idempotencyKey: String? = nil, sends: Int32? = nil, description: String? = nil) {
+            public init(organizationId: UUID? = nil, id: UUID? = nil, accountId: UUID? = nil, invoiceId: UUID? = nil, provider: String? = nil, token: String? = nil, providerCustomerId: String? = nil, amountCents: Int64? = nil, currency: String? = nil, idempotencyKey: String? = nil, sends: Int32? = nil, description: String? = nil, providerPaymentId: String? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.accountId = accountId
@@ -7516,6 +7517,7 @@ extension Public.Functions {
                 self.idempotencyKey = idempotencyKey
                 self.sends = sends
                 self.description = description
+                self.providerPaymentId = providerPaymentId
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -7531,6 +7533,7 @@ extension Public.Functions {
                 case idempotencyKey = "idempotency_key"
                 case sends
                 case description
+                case providerPaymentId = "provider_payment_id"
             }
         }
     }
@@ -7752,7 +7755,7 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
-    /// The outcome of sending a charge: succeeded (a payment, settling its invoice), declined (a failed attempt for dunning; the next attempt follows the retry days), pending (the provider finishes it; its webhook settles it), retry (not charged: sent again with the same key after a backoff or Retry-After; dead after max_sends). Settling a charge twice changes nothing (services and operators).
+    /// The outcome of sending a charge: succeeded (a payment, settling its invoice), declined (a failed attempt for dunning; the next attempt follows the retry days), pending (the provider finishes it: its webhook settles it, or the worker asks again later, for up to 14 days), retry (not charged: sent again with the same key after a backoff or Retry-After; dead after max_sends; for a charge awaiting confirmation, asked again later). Settling a charge twice changes nothing (services and operators).
     ///
     /// - Remark: Generated from `public.finish_payment_charge(uuid,uuid,text,text,text,text,interval)`.
     public struct FinishPaymentCharge: WingtelFunction {

@@ -21,10 +21,14 @@ public struct PaymentCharge: Sendable {
     public let sends: Int
     /// What the customer's statement and the provider's dashboard show.
     public let description: String
+    /// Set when the provider already has this payment and Wingtel awaits its confirmation (Stripe
+    /// `processing`, Zift X02) and no webhook has settled it: the adapter asks the provider for
+    /// the payment's state instead of charging.
+    public let providerPaymentID: String?
 
     public init(
         organizationID: String, id: String, accountID: String, invoiceID: String?, provider: String, token: String, customerID: String?,
-        amountCents: Int, currency: String, idempotencyKey: String, sends: Int, description: String
+        amountCents: Int, currency: String, idempotencyKey: String, sends: Int, description: String, providerPaymentID: String? = nil
     ) {
         self.organizationID = organizationID
         self.id = id
@@ -38,6 +42,7 @@ public struct PaymentCharge: Sendable {
         self.idempotencyKey = idempotencyKey
         self.sends = sends
         self.description = description
+        self.providerPaymentID = providerPaymentID
     }
 }
 

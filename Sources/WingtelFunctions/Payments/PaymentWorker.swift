@@ -67,18 +67,18 @@ public struct PaymentWorker: Service {
         let rows = try await client.query(
             """
             select c.organization_id::text, c.id::text, c.account_id::text, c.invoice_id::text, c.provider, c.token, c.provider_customer_id,
-                   c.amount_cents, c.currency::text, c.idempotency_key, c.sends, c.description
+                   c.amount_cents, c.currency::text, c.idempotency_key, c.sends, c.description, c.provider_payment_id
             from public.claim_payment_charges(\(name), \(batchSize)::integer, \(seconds)::interval, \(providers)::text[]) c
             """, logger: logger)
         var charges: [PaymentCharge] = []
-        for try await (org, id, account, invoice, provider, token, customer, amount, currency, key, sends, description) in rows.decode(
-            (String, String, String, String?, String, String, String?, Int, String, String, Int, String).self)
+        for try await (org, id, account, invoice, provider, token, customer, amount, currency, key, sends, description, paymentID)
+            in rows.decode((String, String, String, String?, String, String, String?, Int, String, String, Int, String, String?).self)
         {
             charges.append(
                 PaymentCharge(
                     organizationID: org, id: id, accountID: account, invoiceID: invoice, provider: provider, token: token,
                     customerID: customer, amountCents: amount, currency: currency, idempotencyKey: key, sends: sends,
-                    description: description))
+                    description: description, providerPaymentID: paymentID))
         }
         return charges
     }

@@ -23,6 +23,8 @@ public struct StripeAPISettings: Sendable {
 /// `authentication_required`); 402 `card_error` — declined with its `decline_code` or `code`;
 /// other 4xx but 409 and 429 — declined with Stripe's error code (a removed card: `resource_missing`);
 /// 401/403 (the key), 409 (the key's first request still running), 429 and 5xx, and no answer — retry.
+/// A charge Stripe was still processing, and that no webhook settled, is looked up later
+/// (`GET /v1/payment_intents/{id}`) and read the same way.
 public struct StripePaymentAdapter: PaymentAdapter {
     public let provider = "stripe"
     let settings: StripeAPISettings
@@ -47,6 +49,17 @@ public struct StripePaymentAdapter: PaymentAdapter {
     }
 
     public func charge(_ charge: PaymentCharge) async -> ChargeOutcome {
+        if let intent = charge.providerPaymentID {
+            // Stripe still had it processing and no webhook has settled it: ask for its state.
+            let request = OutboundRequest(
+                method: "GET", url: "\(settings.baseURL)/v1/payment_intents/\(intent)",
+                headers: [("Authorization", "Bearer \(settings.secretKey)")])
+            do {
+                return Self.outcome(try await transport.send(request))
+            } catch {
+                return .retry(reason: "Stripe did not answer: \(error.localizedDescription)", after: nil)
+            }
+        }
         let request = OutboundRequest(
             method: "POST", url: "\(settings.baseURL)/v1/payment_intents",
             headers: [

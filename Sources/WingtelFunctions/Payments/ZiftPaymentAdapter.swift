@@ -7,7 +7,8 @@ import Foundation
 ///
 /// Answers: responseCode A… approved, X02 pending (the notification settles it), E… a request
 /// the gateway refused (credentials, format: not the card's fault) — retried, then dead; any other
-/// code declined. No answer, a 5xx or a body that is not form-encoded — retry.
+/// code declined. No answer, a 5xx or a body that is not form-encoded — retry. A sale left
+/// pending that no notification settled is looked up later (`find` by transactionId).
 public struct ZiftPaymentAdapter: PaymentAdapter {
     public let provider = "zift"
     let gateway: ZiftGateway
@@ -18,6 +19,10 @@ public struct ZiftPaymentAdapter: PaymentAdapter {
 
     public func charge(_ charge: PaymentCharge) async -> ChargeOutcome {
         do {
+            if let transaction = charge.providerPaymentID {
+                // Pending at Zift (X02) and no notification settled it: ask for its state.
+                return Self.outcome(try await gateway.find(transactionID: transaction))
+            }
             if charge.sends > 1, let earlier = try await gateway.find(transactionCode: charge.idempotencyKey) {
                 return Self.outcome(earlier)
             }
