@@ -169,10 +169,16 @@ begin
   update public.payment_methods m set status = 'removed', removed_at = now(), is_default = false
    where m.organization_id = org and m.id = method.id
   returning * into method;
+  -- Without a default method there is nothing for autopay to charge: it goes off (visibly) rather
+  -- than staying on and silently charging nothing.
+  update public.accounts a set autopay = false
+   where a.organization_id = org and a.id = method.account_id and a.autopay
+     and not exists (select 1 from public.payment_methods m
+                     where m.organization_id = org and m.account_id = a.id and m.is_default and m.status = 'active');
   return method;
 end;
 $$;
-comment on function public.remove_payment_method(uuid, uuid) is 'Removes a saved payment method (kept for history as removed); charges of it not yet sent are canceled. Staff (agent and up) or the account''s customer.';
+comment on function public.remove_payment_method(uuid, uuid) is 'Removes a saved payment method (kept for history as removed); charges of it not yet sent are canceled, and autopay is turned off when no default method is left. Staff (agent and up) or the account''s customer.';
 
 create or replace function public.set_autopay(organization_id uuid, account_id uuid, enabled boolean)
 returns public.accounts

@@ -172,6 +172,8 @@ select throws_ok($$ select public.charge_payment_method('10000000-0000-4000-8000
 select is((public.remove_payment_method('10000000-0000-4000-8000-00000000000a', '9a000000-0000-4000-8000-00000000000a')).status, 'removed',
   'the card is removed');
 select is((select status from public.payment_charges where idempotency_key = 'phone-1'), 'canceled', 'its unsent charge is canceled');
+select is((select autopay from public.accounts where id = 'ac000000-0000-4000-8000-00000000000a'), false,
+  'with no default method left, autopay is off');
 select is(public.queue_autopay_charges('10000000-0000-4000-8000-00000000000a', now() + interval '30 days'), 0, 'and autopay has nothing to charge');
 
 -- Awaiting the provider: checked again later, never given up for a network failure, dead after 14 days.

@@ -8899,7 +8899,7 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
-    /// Removes a saved payment method (kept for history as removed); charges of it not yet sent are canceled. Staff (agent and up) or the account's customer.
+    /// Removes a saved payment method (kept for history as removed); charges of it not yet sent are canceled, and autopay is turned off when no default method is left. Staff (agent and up) or the account's customer.
     ///
     /// - Remark: Generated from `public.remove_payment_method(uuid,uuid)`.
     public struct RemovePaymentMethod: WingtelFunction {

@@ -797,7 +797,7 @@ grant execute on function public.record_payment(uuid, uuid, bigint, text, text, 
   public.refund_payment(uuid, uuid, bigint, text), public.issue_credit_note(uuid, uuid, bigint, text),
   public.write_off_invoice(uuid, uuid, text), public.top_up_wallet(uuid, uuid, bigint, text, text) to authenticated, service_role;
 
--- >>> sql/40_billing/35_autopay.sql (sha256 8595e41a5b294583c1880ab1dd88fdfee4b5f9ea6fa6cbde96857bdba2e36acb)
+-- >>> sql/40_billing/35_autopay.sql (sha256 6e30f46dd6f9b2c1ce3a2eeea98647962e29e463f9048a23bbc8ef7d03e34c8d)
 -- Autopay: charging an account's saved payment method. The database decides what to charge and
 -- when; the payment worker of `wingtel serve` (Sources/WingtelFunctions/Payments) only talks to
 -- Stripe and Zift.
@@ -969,10 +969,16 @@ begin
   update public.payment_methods m set status = 'removed', removed_at = now(), is_default = false
    where m.organization_id = org and m.id = method.id
   returning * into method;
+  -- Without a default method there is nothing for autopay to charge: it goes off (visibly) rather
+  -- than staying on and silently charging nothing.
+  update public.accounts a set autopay = false
+   where a.organization_id = org and a.id = method.account_id and a.autopay
+     and not exists (select 1 from public.payment_methods m
+                     where m.organization_id = org and m.account_id = a.id and m.is_default and m.status = 'active');
   return method;
 end;
 $$;
-comment on function public.remove_payment_method(uuid, uuid) is 'Removes a saved payment method (kept for history as removed); charges of it not yet sent are canceled. Staff (agent and up) or the account''s customer.';
+comment on function public.remove_payment_method(uuid, uuid) is 'Removes a saved payment method (kept for history as removed); charges of it not yet sent are canceled, and autopay is turned off when no default method is left. Staff (agent and up) or the account''s customer.';
 
 create or replace function public.set_autopay(organization_id uuid, account_id uuid, enabled boolean)
 returns public.accounts
