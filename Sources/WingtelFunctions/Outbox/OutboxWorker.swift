@@ -120,7 +120,7 @@ public struct OutboxWorker: Service {
                     logger: logger)
                 logger.notice("command refused by the carrier", metadata: ["kind": "\(command.kind)", "error": "\(error)"])
             case .retry(let error, let after):
-                let interval = after.map { "\(Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18) seconds" }
+                let interval = after?.postgresInterval
                 let rows = try await client.query(
                     "select status::text from public.retry_carrier_command(\(command.organizationID)::uuid, \(command.id)::uuid, \(error), \(interval)::interval)",
                     logger: logger)
@@ -212,5 +212,12 @@ actor Doorbell {
     private func suspend() async {
         if rung { return }
         await withCheckedContinuation { waiter = $0 }
+    }
+}
+
+extension Duration {
+    /// The duration as a PostgreSQL interval literal (`"2.5 seconds"`), for `\(…)::interval` bindings.
+    var postgresInterval: String {
+        "\(Double(components.seconds) + Double(components.attoseconds) / 1e18) seconds"
     }
 }

@@ -100,7 +100,7 @@ public struct PaymentWorker: Service {
         case .declined(let id, let declineCode, let text): (paymentID, code, message) = (id, declineCode, text)
         case .retry(let reason, let after):
             message = reason
-            retryAfter = after.map { "\(Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18) seconds" }
+            retryAfter = after?.postgresInterval
         }
         do {
             let rows = try await client.query(
