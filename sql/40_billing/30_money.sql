@@ -278,10 +278,11 @@ begin
     select format('idempotency key %s%s was already used', b.idempotency_key, coalesce(' (or provider payment ' || b.provider_payment_id || ')', ''))
       into problem
     from pg_temp.payment_batch b
-    where exists (select 1 from public.payments p where p.organization_id = org
-                  and (p.idempotency_key = b.idempotency_key
-                       or (b.provider_payment_id is not null and p.provider = coalesce(b.provider, 'manual')
-                           and p.provider_payment_id = b.provider_payment_id)))
+    -- Two probes, each on its unique index (an OR inside one probe would not use either).
+    where exists (select 1 from public.payments p where p.organization_id = org and p.idempotency_key = b.idempotency_key)
+       or (b.provider_payment_id is not null
+           and exists (select 1 from public.payments p where p.organization_id = org and p.provider = coalesce(b.provider, 'manual')
+                         and p.provider_payment_id = b.provider_payment_id))
     limit 1;
   end if;
   if problem is not null then

@@ -189,7 +189,7 @@ comment on function public.ingest_usage_records(uuid, text, jsonb, text) is 'Ing
 revoke all on function private.try_timestamptz(text), public.ingest_usage_records(uuid, text, jsonb, text) from public, anon;
 grant execute on function public.ingest_usage_records(uuid, text, jsonb, text) to authenticated, service_role;
 
--- >>> sql/40_billing/30_money.sql (sha256 8c2430b7918148ce703357f8e356aa53e5eda9533c04931edf9750d13a39a074)
+-- >>> sql/40_billing/30_money.sql (sha256 f956f18232b174b163ac70a01c72610efd7d344e15c9a6d1de17e7909c3d8538)
 -- Money after the invoice: payments and refunds (recorded by staff or the payment webhooks),
 -- credit notes, write-offs and prepaid wallets. Every movement posts one balanced ledger
 -- transaction; accounts-receivable entries name the invoice they settle, so an invoice's
@@ -470,10 +470,11 @@ begin
     select format('idempotency key %s%s was already used', b.idempotency_key, coalesce(' (or provider payment ' || b.provider_payment_id || ')', ''))
       into problem
     from pg_temp.payment_batch b
-    where exists (select 1 from public.payments p where p.organization_id = org
-                  and (p.idempotency_key = b.idempotency_key
-                       or (b.provider_payment_id is not null and p.provider = coalesce(b.provider, 'manual')
-                           and p.provider_payment_id = b.provider_payment_id)))
+    -- Two probes, each on its unique index (an OR inside one probe would not use either).
+    where exists (select 1 from public.payments p where p.organization_id = org and p.idempotency_key = b.idempotency_key)
+       or (b.provider_payment_id is not null
+           and exists (select 1 from public.payments p where p.organization_id = org and p.provider = coalesce(b.provider, 'manual')
+                         and p.provider_payment_id = b.provider_payment_id))
     limit 1;
   end if;
   if problem is not null then
