@@ -15,7 +15,8 @@ struct UsageIngestCommand: AsyncParsableCommand {
         discussion: """
             The file streams into the database with COPY; ingest_usage then resolves each MDN to its line, ignores \
             records already loaded (same source, record id and start time), quarantines what cannot be taken with the \
-            reason and updates the daily rollups — all in one transaction. Quarantined rows: \
+            reason — all in one transaction — then adds the new records to the daily rollups in a second one (if that \
+            step never runs, `select roll_up_usage(<organization id>)` or the next bill run does it). Quarantined rows: \
             select line_number, reason from usage_quarantine where batch_id = '<batch id>'.
             """)
 
@@ -36,8 +37,13 @@ struct UsageIngestCommand: AsyncParsableCommand {
             file: url, organizationSlug: org, source: source, settings: settings, progress: note)
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let records = summary.recordsSeconds ?? seconds
         print(
             "Batch \(summary.id): \(summary.rowsTotal) rows — \(summary.rowsInserted) new, \(summary.rowsDuplicate) already loaded, \(summary.rowsQuarantined) quarantined — in \(formatDuration(elapsed)) (\(Int(Double(summary.rowsTotal) / max(seconds, 0.001))) rows/s)."
         )
+        print(
+            String(
+                format: "  records committed after %.2f s (%.0f rows/s); daily rollups %.2f s", records,
+                Double(summary.rowsTotal) / max(records, 0.001), summary.rollupSeconds ?? 0))
     }
 }

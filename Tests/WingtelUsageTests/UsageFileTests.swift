@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Testing
 
 @testable import WingtelUsage
@@ -62,5 +63,52 @@ struct UsageFileTests {
         let row = UsageFileReader.Row(
             lineNumber: 3, mdn: "a\\b", recordedAt: nil, kind: "sms", quantity: nil, recordID: "x\ty", problem: "p\nq")
         #expect(UsageFileReader.copyLine(row) == "3\ta\\\\b\t\\N\tsms\t\\N\tx\\ty\tp\\nq\n")
+    }
+
+    @Test(
+        "the byte-level path writes exactly what the careful path writes, for plain and unusual lines alike",
+        arguments: [
+            "3125550101,2026-03-01T10:00:00Z,data,1048576,r-1",
+            " 3125550101 , 2026-03-01 10:00:00+00 ,VOICE, +60 ,r-2",
+            "3125550101,2026-03-01T10:00:00.5-05:00,Sms,007,r-3,extra,columns",
+            "3125550101,2026-03-01T10:00:00Z,data,-5,r-4",
+            "3125550101,2026-03-01T10:00:00Z,data,9223372036854775807,r-5",
+            "3125550101,2026-03-01T10:00:00Z,data,9223372036854775808,r-6",
+            "3125550101,2026-03-01T10:00:00Z,data,-9223372036854775808,r-7",
+            "3125550101,2026-03-01T10:00:00Z,data,,r-8", "3125550101,2026-03-01T10:00:00Z,data,+,r-9",
+            "\"(312) 555-0101\",2026-03-01T10:00:00Z,data,1,r-10", "3125550101,2026-03-01T10:00:00Z,data,1,r\\11",
+            "3125550101,2026-03-01T10:00:00Z,data,1,r\t12", "3125550101,2026-03-01T10:00:00Z,dätä,1,r-13",
+            "3125550101,2026-02-30T10:00:00Z,data,1,r-14", "3125550101,2026-03-01T10:00:00Z,fax,1,r-15",
+            ",2026-03-01T10:00:00Z,data,1,r-16", "3125550101,2026-03-01T10:00:00Z,data,1,", "3125550101,2026-03-01T10:00:00Z,data,1",
+            "", "   ,   ,   ,   ,   ",
+        ])
+    func bytePath(line: String) throws {
+        for header in ["mdn,recorded_at,kind,quantity,record_id", "record_id,mdn,recorded_at,kind,quantity"] {
+            let reader = try UsageFileReader(header: header, file: "f.csv")
+            var text = line
+            if header.hasPrefix("record_id") {  // the same fields in the other layout
+                var fields = UsageFileReader.fields(of: line)
+                if fields.count >= 5 { fields.insert(fields.remove(at: 4), at: 0) }
+                text = fields.joined(separator: ",")
+                if line.contains("\"") { continue }
+            }
+            var buffer = ByteBuffer()
+            var numbers = Set<String>()
+            var bytes = text
+            bytes.withUTF8 { reader.appendCopyLine(UnsafeRawBufferPointer($0), number: 12, to: &buffer, numbers: &numbers) }
+            let careful = reader.row(text, number: 12)
+            #expect(buffer.readString(length: buffer.readableBytes) == UsageFileReader.copyLine(careful))
+            #expect(numbers == (careful.problem == nil ? [careful.mdn!] : []), "the numbers ingest_usage resolves")
+        }
+    }
+
+    @Test("whole numbers are read as Int64(String) reads them")
+    func wholeNumbers() {
+        for text in ["0", "-0", "+12", "0012", "9223372036854775807", "-9223372036854775808", "9223372036854775808", "", "-", "1e3", "1 2"]
+        {
+            var copy = text
+            let parsed = copy.withUTF8 { UsageFileReader.int64(UnsafeRawBufferPointer($0)) }
+            #expect(parsed == Int64(text), "\(text)")
+        }
     }
 }

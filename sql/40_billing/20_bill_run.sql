@@ -92,6 +92,10 @@ begin
   end if;
   billed_before := exists (select 1 from public.invoices i where i.organization_id = org and i.billing_month = previous_month);
 
+  -- Usage batches whose roll-up is still pending (their loader stopped between its two steps)
+  -- go into the daily rollups first: rating reads those.
+  perform public.roll_up_usage(org);
+
   insert into public.billing_policies (organization_id) values (org) on conflict do nothing;
   insert into public.bill_runs (organization_id, billing_month, as_of) values (org, month, run_bill_cycle.as_of) returning * into run;
 

@@ -1,7 +1,7 @@
 -- Identifiers and the rules the database itself enforces, with messages an operator can act on.
 -- Check digits come from ../shared/fixtures (published examples), not from our own code.
 begin;
-select plan(26);
+select plan(28);
 
 select ok(public.is_valid_imei('490154203237518'), 'IMEI 490154203237518 (the standard example) is valid');
 select ok(public.is_valid_imei('354178036859789'), 'IMEI 354178036859789 (python-stdnum) is valid');
@@ -68,6 +68,32 @@ select throws_ok($$ update public.subscribers set status = 'suspended' where id 
 select throws_ok($$ insert into public.sim_cards (organization_id, iccid, kind, carrier_id)
                     values ('10000000-0000-4000-8000-00000000000a', '89014103211118510720', 'esim', 'ca100000-0000-4000-8000-00000000000a') $$,
   '23514', 'an eSIM needs its 32-digit EID (got none)', 'an eSIM without its EID is refused');
+
+-- The PL/pgSQL number checks against the rules as first written (plain SQL), over 600k generated
+-- spellings: punctuation, a leading 1 or +, other countries, junk before and after.
+create function pg_temp.reference_is_valid_mdn(mdn text) returns boolean language sql immutable strict as $$
+  select case
+    when mdn ~ '^\+1' then mdn ~ '^\+1[2-9][0-9]{2}[2-9][0-9]{6}$' and substr(mdn, 4, 2) <> '11'
+                         and substr(mdn, 4, 1) <> '9' and substr(mdn, 7, 2) <> '11'
+    else mdn ~ '^\+[2-9][0-9]{7,14}$'
+  end $$;
+create function pg_temp.reference_normalize_mdn(raw text) returns text language sql immutable strict as $$
+  select case
+    when digits ~ '^[0-9]{10}$' and pg_temp.reference_is_valid_mdn('+1' || digits) then '+1' || digits
+    when digits ~ '^1[0-9]{10}$' and pg_temp.reference_is_valid_mdn('+' || digits) then '+' || digits
+    when raw ~ '^\+' and pg_temp.reference_is_valid_mdn('+' || digits) then '+' || digits
+  end
+  from (select regexp_replace(raw, '[^0-9]', '', 'g') as digits) as d $$;
+create temp table mdn_spellings as
+  select (array['', '+', '+1', '1', '(', ' ', '-', '+4', '+1 ', '11'])[1 + g % 10] || (g::bigint * 7919 % 100000000000)::text
+         || (array['', 'x', ' ', '-1', '9'])[1 + g % 5] as raw
+  from generate_series(1, 600000) g
+  union all values ('3125550101'), ('(312) 555-0101'), ('+1 312 555 0101'), ('+442071838750'), ('1112223333'), ('+33'), (''), ('+');
+select is((select count(*) from mdn_spellings where public.normalize_mdn(raw) is distinct from pg_temp.reference_normalize_mdn(raw)), 0::bigint,
+  'normalize_mdn agrees with the reference rules on 600k spellings');
+select is((select count(*) from mdn_spellings where public.is_valid_mdn(raw) is distinct from pg_temp.reference_is_valid_mdn(raw)
+             or public.is_valid_mdn('+' || raw) is distinct from pg_temp.reference_is_valid_mdn('+' || raw)), 0::bigint,
+  'is_valid_mdn agrees with the reference rules');
 
 select * from finish();
 rollback;

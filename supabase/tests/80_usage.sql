@@ -1,7 +1,7 @@
 -- Usage ingestion: re-deliveries count once, problems are quarantined with a reason, daily
 -- rollups follow, and partitions appear for new months.
 begin;
-select plan(17);
+select plan(24);
 
 -- What `wingtel usage ingest` does before calling ingest_usage: fill the session's staging table.
 create function pg_temp.stage(rows_json jsonb) returns void language plpgsql as $$
@@ -98,6 +98,37 @@ select is((select count(*) from public.usage_records where source = 'tmobile' an
 select is((select rows_duplicate from public.ingest_usage_records('10000000-0000-4000-8000-00000000000a', 'tmobile',
     '[{"mdn": "+13125550101", "recorded_at": "2026-03-05T10:00:00Z", "kind": "data", "quantity": 2048, "record_id": "cb-1"}]')), 1,
   'a record delivered again counts once');
+
+-- Records first, rollups after (what `wingtel usage ingest` does for a file): the batch is
+-- pending until roll_up_usage adds it, once. A partly re-delivered file rolls up only its new
+-- records. A batch left pending by a loader that stopped is read back from usage_records.
+select pg_temp.stage('[
+  {"line_number": 2, "mdn": "+13125550101", "recorded_at": "2026-03-10T15:00:00Z", "kind": "data", "quantity": 100, "record_id": "p-1"},
+  {"line_number": 3, "mdn": "+13125550101", "recorded_at": "2026-03-10T16:00:00Z", "kind": "voice", "quantity": 30, "record_id": "p-2"}
+]');
+create temp table pending_batch on commit drop as
+  select * from public.ingest_usage('10000000-0000-4000-8000-00000000000a', 'att', 'p.csv', null, roll_up => false);
+select results_eq($$ select rows_inserted, rolled_up_at is null, first_recorded_at, last_recorded_at from pending_batch $$,
+  $$ values (2, true, '2026-03-10T15:00:00Z'::timestamptz, '2026-03-10T16:00:00Z'::timestamptz) $$,
+  'with roll_up => false the records are in and the batch is pending, with its time bounds');
+select is((select count(*) from public.usage_daily where subscriber_id = '5b100000-0000-4000-8000-00000000000a' and day = '2026-03-10'),
+  0::bigint, 'nothing in the rollups yet');
+select is(public.roll_up_usage('10000000-0000-4000-8000-00000000000a'), 1, 'roll_up_usage adds the pending batch');
+select is(public.roll_up_usage('10000000-0000-4000-8000-00000000000a'), 0, 'and only once');
+-- The same file again plus one new record, left pending, then rolled up by "another session"
+-- (the temporary tables that would give the fast path are emptied first).
+select pg_temp.stage('[
+  {"line_number": 2, "mdn": "+13125550101", "recorded_at": "2026-03-10T15:00:00Z", "kind": "data", "quantity": 100, "record_id": "p-1"},
+  {"line_number": 3, "mdn": "+13125550101", "recorded_at": "2026-03-10T16:00:00Z", "kind": "voice", "quantity": 30, "record_id": "p-2"},
+  {"line_number": 4, "mdn": "+13125550101", "recorded_at": "2026-03-10T17:00:00Z", "kind": "data", "quantity": 7, "record_id": "p-3"}
+]');
+select results_eq($$ select rows_inserted, rows_duplicate from public.ingest_usage('10000000-0000-4000-8000-00000000000a', 'att', 'p2.csv', null, roll_up => false) $$,
+  $$ values (1, 2) $$, 'a partly re-delivered file takes only its new record');
+truncate pg_temp.usage_taken, pg_temp.usage_taken_batch;
+select is(public.roll_up_usage('10000000-0000-4000-8000-00000000000a'), 1, 'a batch whose loader stopped is rolled up from usage_records');
+select results_eq($$ select data_bytes, voice_seconds from public.usage_daily
+                     where subscriber_id = '5b100000-0000-4000-8000-00000000000a' and day = '2026-03-10' $$,
+  $$ values (107::bigint, 30::bigint) $$, 'each record is in the rollup once: 100 + 7 bytes, 30 seconds');
 
 select * from finish();
 rollback;

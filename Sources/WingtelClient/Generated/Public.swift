@@ -6280,8 +6280,14 @@ extension Public {
             public var rowsInserted: Int32
             public var rowsDuplicate: Int32
             public var rowsQuarantined: Int32
+            /// When the batch's records were added to usage_daily; null while a roll-up is pending (roll_up_usage adds it; the bill run does so before rating).
+            public var rolledUpAt: Date?
+            /// Earliest start time among the records the batch took (null when it took none).
+            public var firstRecordedAt: Date?
+            /// Latest start time among the records the batch took.
+            public var lastRecordedAt: Date?
 
-            public init(organizationId: UUID, id: UUID, source: String, fileName: String? = nil, fileSha256: String? = nil, receivedAt: Date, receivedBy: String, rowsTotal: Int32, rowsInserted: Int32, rowsDuplicate: Int32, rowsQuarantined: Int32) {
+            public init(organizationId: UUID, id: UUID, source: String, fileName: String? = nil, fileSha256: String? = nil, receivedAt: Date, receivedBy: String, rowsTotal: Int32, rowsInserted: Int32, rowsDuplicate: Int32, rowsQuarantined: Int32, rolledUpAt: Date? = nil, firstRecordedAt: Date? = nil, lastRecordedAt: Date? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.source = source
@@ -6293,6 +6299,9 @@ extension Public {
                 self.rowsInserted = rowsInserted
                 self.rowsDuplicate = rowsDuplicate
                 self.rowsQuarantined = rowsQuarantined
+                self.rolledUpAt = rolledUpAt
+                self.firstRecordedAt = firstRecordedAt
+                self.lastRecordedAt = lastRecordedAt
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -6307,6 +6316,9 @@ extension Public {
                 case rowsInserted = "rows_inserted"
                 case rowsDuplicate = "rows_duplicate"
                 case rowsQuarantined = "rows_quarantined"
+                case rolledUpAt = "rolled_up_at"
+                case firstRecordedAt = "first_recorded_at"
+                case lastRecordedAt = "last_recorded_at"
             }
         }
 
@@ -6323,8 +6335,14 @@ extension Public {
             public var rowsInserted: Int32?
             public var rowsDuplicate: Int32?
             public var rowsQuarantined: Int32?
+            /// When the batch's records were added to usage_daily; null while a roll-up is pending (roll_up_usage adds it; the bill run does so before rating).
+            public var rolledUpAt: Date?
+            /// Earliest start time among the records the batch took (null when it took none).
+            public var firstRecordedAt: Date?
+            /// Latest start time among the records the batch took.
+            public var lastRecordedAt: Date?
 
-            public init(organizationId: UUID, id: UUID? = nil, source: String, fileName: String? = nil, fileSha256: String? = nil, receivedAt: Date? = nil, receivedBy: String? = nil, rowsTotal: Int32? = nil, rowsInserted: Int32? = nil, rowsDuplicate: Int32? = nil, rowsQuarantined: Int32? = nil) {
+            public init(organizationId: UUID, id: UUID? = nil, source: String, fileName: String? = nil, fileSha256: String? = nil, receivedAt: Date? = nil, receivedBy: String? = nil, rowsTotal: Int32? = nil, rowsInserted: Int32? = nil, rowsDuplicate: Int32? = nil, rowsQuarantined: Int32? = nil, rolledUpAt: Date? = nil, firstRecordedAt: Date? = nil, lastRecordedAt: Date? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.source = source
@@ -6336,6 +6354,9 @@ extension Public {
                 self.rowsInserted = rowsInserted
                 self.rowsDuplicate = rowsDuplicate
                 self.rowsQuarantined = rowsQuarantined
+                self.rolledUpAt = rolledUpAt
+                self.firstRecordedAt = firstRecordedAt
+                self.lastRecordedAt = lastRecordedAt
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -6350,6 +6371,9 @@ extension Public {
                 case rowsInserted = "rows_inserted"
                 case rowsDuplicate = "rows_duplicate"
                 case rowsQuarantined = "rows_quarantined"
+                case rolledUpAt = "rolled_up_at"
+                case firstRecordedAt = "first_recorded_at"
+                case lastRecordedAt = "last_recorded_at"
             }
         }
 
@@ -6366,8 +6390,14 @@ extension Public {
             public var rowsInserted: Int32?
             public var rowsDuplicate: Int32?
             public var rowsQuarantined: Int32?
+            /// When the batch's records were added to usage_daily; null while a roll-up is pending (roll_up_usage adds it; the bill run does so before rating).
+            public var rolledUpAt: Date?
+            /// Earliest start time among the records the batch took (null when it took none).
+            public var firstRecordedAt: Date?
+            /// Latest start time among the records the batch took.
+            public var lastRecordedAt: Date?
 
-            public init(organizationId: UUID? = nil, id: UUID? = nil, source: String? = nil, fileName: String? = nil, fileSha256: String? = nil, receivedAt: Date? = nil, receivedBy: String? = nil, rowsTotal: Int32? = nil, rowsInserted: Int32? = nil, rowsDuplicate: Int32? = nil, rowsQuarantined: Int32? = nil) {
+            public init(organizationId: UUID? = nil, id: UUID? = nil, source: String? = nil, fileName: String? = nil, fileSha256: String? = nil, receivedAt: Date? = nil, receivedBy: String? = nil, rowsTotal: Int32? = nil, rowsInserted: Int32? = nil, rowsDuplicate: Int32? = nil, rowsQuarantined: Int32? = nil, rolledUpAt: Date? = nil, firstRecordedAt: Date? = nil, lastRecordedAt: Date? = nil) {
                 self.organizationId = organizationId
                 self.id = id
                 self.source = source
@@ -6379,6 +6409,9 @@ extension Public {
                 self.rowsInserted = rowsInserted
                 self.rowsDuplicate = rowsDuplicate
                 self.rowsQuarantined = rowsQuarantined
+                self.rolledUpAt = rolledUpAt
+                self.firstRecordedAt = firstRecordedAt
+                self.lastRecordedAt = lastRecordedAt
             }
 
             public enum CodingKeys: String, CodingKey {
@@ -6393,13 +6426,16 @@ extension Public {
                 case rowsInserted = "rows_inserted"
                 case rowsDuplicate = "rows_duplicate"
                 case rowsQuarantined = "rows_quarantined"
+                case rolledUpAt = "rolled_up_at"
+                case firstRecordedAt = "first_recorded_at"
+                case lastRecordedAt = "last_recorded_at"
             }
         }
     }
 }
 
 extension Public {
-    /// Usage per line per day (in the organization's time zone), kept up to date by ingestion: the table analysts and forecasting read.
+    /// Usage per line per day (in the organization's time zone), the table rating, analysts and forecasting read; ingestion adds each batch to it (see usage_batches.rolled_up_at). No foreign key to subscribers: ingestion writes only lines it resolved, and a per-row check would dominate the rollup.
     ///
     /// - Remark: Generated from table `public.usage_daily`.
     public enum UsageDaily: WingtelTable {
@@ -7995,9 +8031,9 @@ extension Public.Functions {
 }
 
 extension Public.Functions {
-    /// Takes the rows of the session's usage_staging table into usage_records (operators and services): lines resolved by MDN, re-deliveries ignored, problems quarantined with the reason, daily rollups updated. Returns the batch with its counts.
+    /// Takes the rows of the session's usage_staging table into usage_records (operators and services): lines resolved by MDN, re-deliveries ignored, problems quarantined with the reason. The daily rollups are updated in the same transaction, or with roll_up => false left to roll_up_usage (a large file commits its records first). Returns the batch with its counts.
     ///
-    /// - Remark: Generated from `public.ingest_usage(uuid,text,text,text)`.
+    /// - Remark: Generated from `public.ingest_usage(uuid,text,text,text,boolean)`.
     public struct IngestUsage: WingtelFunction {
         public typealias Output = Public.UsageBatches.Row?
         public static let qualifiedName = "public.ingest_usage"
@@ -8007,18 +8043,21 @@ extension Public.Functions {
             WingtelArgument(name: "source", sqlType: "text", hasDefault: false),
             WingtelArgument(name: "file_name", sqlType: "text", hasDefault: true),
             WingtelArgument(name: "file_sha256", sqlType: "text", hasDefault: true),
+            WingtelArgument(name: "roll_up", sqlType: "boolean", hasDefault: true),
         ]
 
         public var organizationId: UUID
         public var source: String
         public var fileName: String?
         public var fileSha256: String?
+        public var rollUp: Bool?
 
-        public init(organizationId: UUID, source: String, fileName: String? = nil, fileSha256: String? = nil) {
+        public init(organizationId: UUID, source: String, fileName: String? = nil, fileSha256: String? = nil, rollUp: Bool? = nil) {
             self.organizationId = organizationId
             self.source = source
             self.fileName = fileName
             self.fileSha256 = fileSha256
+            self.rollUp = rollUp
         }
 
         public enum CodingKeys: String, CodingKey {
@@ -8026,6 +8065,7 @@ extension Public.Functions {
             case source
             case fileName = "file_name"
             case fileSha256 = "file_sha256"
+            case rollUp = "roll_up"
         }
     }
 }
@@ -9088,6 +9128,30 @@ extension Public.Functions {
         public enum CodingKeys: String, CodingKey {
             case organizationId = "organization_id"
             case invitationId = "invitation_id"
+        }
+    }
+}
+
+extension Public.Functions {
+    /// Adds the organization's usage batches not rolled up yet to usage_daily (operators and services); ingest_usage(…, roll_up => false) leaves its batch for this. The bill run calls it before rating. Returns the number of batches rolled up.
+    ///
+    /// - Remark: Generated from `public.roll_up_usage(uuid)`.
+    public struct RollUpUsage: WingtelFunction {
+        public typealias Output = Int32?
+        public static let qualifiedName = "public.roll_up_usage"
+        public static let returns: WingtelReturnShape = .single
+        public static let arguments: [WingtelArgument] = [
+            WingtelArgument(name: "organization_id", sqlType: "uuid", hasDefault: false),
+        ]
+
+        public var organizationId: UUID
+
+        public init(organizationId: UUID) {
+            self.organizationId = organizationId
+        }
+
+        public enum CodingKeys: String, CodingKey {
+            case organizationId = "organization_id"
         }
     }
 }
