@@ -172,7 +172,7 @@ public struct UsageFileReader: Sendable {
     /// The MDN of every readable line is added to `numbers`: the file's distinct numbers, which
     /// ingest_usage resolves to lines (one set insert here costs less than a million-row
     /// `distinct` there).
-    public func appendCopyLine(_ line: UnsafeRawBufferPointer, number: Int, to buffer: inout ByteBuffer, numbers: inout Set<String>) {
+    public func appendCopyLine(_ line: UnsafeRawBufferPointer, number: Int, to buffer: inout ByteBuffer, numbers: inout NumberSet) {
         if let fields = fastFields(line) {
             let mdn = fields[0]
             let recordedAt = fields[1]
@@ -180,7 +180,7 @@ public struct UsageFileReader: Sendable {
             let quantity = Self.int64(fields[3])
             let recordID = fields[4]
             if !mdn.isEmpty, !recordID.isEmpty, let kind, let quantity, Self.isTimestamp(recordedAt) {
-                numbers.insert(String(decoding: mdn, as: UTF8.self))  // ≤ 15 bytes: stored inline, no allocation
+                numbers.insertASCII(mdn)
                 Self.writeDecimal(Int64(number), to: &buffer)
                 buffer.writeInteger(UInt8(9))
                 buffer.writeBytes(mdn)
@@ -198,6 +198,7 @@ public struct UsageFileReader: Sendable {
         }
         let careful = row(String(decoding: line, as: UTF8.self), number: number)
         if careful.problem == nil, let mdn = careful.mdn { numbers.insert(mdn) }
+
         buffer.writeString(Self.copyLine(careful))
     }
 
@@ -291,5 +292,36 @@ public struct UsageFileReader: Sendable {
             } while magnitude > 0
             buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[(24 - count)...]))
         }
+    }
+}
+
+/// The distinct numbers of a file, compared byte for byte as PostgreSQL compares text. (A Swift
+/// `String` compares by canonical equivalence, under which two different byte sequences can be
+/// equal; ASCII is the exception, and almost every number is ASCII.)
+public struct NumberSet: Sendable {
+    var ascii = Set<String>()
+    var other = Set<[UInt8]>()
+
+    public init() {}
+
+    /// A number known to be ASCII (the byte-level path's).
+    mutating func insertASCII(_ bytes: UnsafeRawBufferPointer) {
+        ascii.insert(String(decoding: bytes, as: UTF8.self))  // ≤ 15 bytes: stored inline, no allocation
+    }
+
+    public mutating func insert(_ number: String) {
+        if number.utf8.allSatisfy({ $0 < 0x80 }) {
+            ascii.insert(number)
+        } else {
+            other.insert(Array(number.utf8))
+        }
+    }
+
+    public var count: Int { ascii.count + other.count }
+
+    /// Each number's bytes, once.
+    public func forEach(_ body: (String) throws -> Void) rethrows {
+        for number in ascii { try body(number) }
+        for bytes in other { try body(String(decoding: bytes, as: UTF8.self)) }
     }
 }

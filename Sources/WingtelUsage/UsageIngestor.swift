@@ -133,7 +133,10 @@ public struct UsageIngestor: Sendable {
         try await connection.execute("create temp table usage_numbers (raw text)", logger: logger)
         try await connection.copyFrom(table: "usage_numbers", logger: logger) { writer in
             var buffer = ByteBuffer()
-            for raw in numbers.value {
+            var distinct: [String] = []
+            distinct.reserveCapacity(numbers.value.count)
+            numbers.value.forEach { distinct.append($0) }
+            for raw in distinct {
                 buffer.writeString(CopyText.field(raw))
                 buffer.writeInteger(UInt8(10))
                 if buffer.readableBytes >= 1 << 20 {
@@ -176,5 +179,5 @@ final class ManagedCount: @unchecked Sendable {
 
 /// The file's distinct numbers, filled by the same COPY closure.
 final class ManagedNumbers: @unchecked Sendable {
-    var value = Set<String>()
+    var value = NumberSet()
 }

@@ -8,18 +8,22 @@ strict
 parallel safe
 set search_path = ''
 as $$
--- A loop over the characters: six times faster than a set-based sum over generate_series,
--- and it runs for every SIM and device written (bulk loads write millions).
+-- A loop over the bytes: six times faster than a set-based sum over generate_series (and
+-- get_byte is faster than substr per character); it runs for every SIM and device written
+-- and every row of an import (bulk loads check millions).
 declare
+  bytes bytea;
   total integer := 0;
-  n integer := length(digits);
+  n integer;
   d integer;
 begin
   if digits !~ '^[0-9]+$' then
     return false;
   end if;
+  bytes := convert_to(digits, 'SQL_ASCII');
+  n := length(bytes);
   for i in 1 .. n loop
-    d := ascii(substr(digits, n - i + 1, 1)) - 48;
+    d := get_byte(bytes, n - i) - 48;
     if i % 2 = 0 then
       d := d * 2;
       if d > 9 then
@@ -33,27 +37,33 @@ end;
 $$;
 comment on function public.luhn_valid(text) is 'True when a digit string passes the Luhn (mod 10) check.';
 
+-- PL/pgSQL rather than SQL: an SQL function with a fixed search_path is not inlined, and its
+-- call costs more than the check.
 create or replace function public.is_valid_iccid(iccid text)
 returns boolean
-language sql
+language plpgsql
 immutable
 strict
 parallel safe
 set search_path = ''
 as $$
-  select iccid ~ '^89[0-9]{17,18}$' and public.luhn_valid(iccid)
+begin
+  return iccid ~ '^89[0-9]{17,18}$' and public.luhn_valid(iccid);
+end;
 $$;
 comment on function public.is_valid_iccid(text) is 'ICCID: 19 or 20 digits starting 89 (telecom), Luhn check digit over the whole string.';
 
 create or replace function public.is_valid_imei(imei text)
 returns boolean
-language sql
+language plpgsql
 immutable
 strict
 parallel safe
 set search_path = ''
 as $$
-  select imei ~ '^[0-9]{15}$' and public.luhn_valid(imei)
+begin
+  return imei ~ '^[0-9]{15}$' and public.luhn_valid(imei);
+end;
 $$;
 comment on function public.is_valid_imei(text) is 'IMEI: 15 digits with a Luhn check digit.';
 

@@ -53,6 +53,10 @@ returns public.bill_runs
 language plpgsql
 security definer
 set search_path = ''
+-- Rating sums a million lines' rollups and the ledger groups millions of invoice lines: with
+-- the default 4MB both spilled gigabytes to disk. Measured: 100k lines 25-29 s -> 21-23 s,
+-- 1M lines 385-423 s -> 323 s. Memory is taken only as an organization's size needs it.
+set work_mem = '256MB'
 as $$
 declare
   org uuid := run_bill_cycle.organization_id;
