@@ -319,9 +319,6 @@ public struct NumberSet: Sendable {
 
     public var count: Int { ascii.count + other.count }
 
-    /// Each number's bytes, once.
-    public func forEach(_ body: (String) throws -> Void) rethrows {
-        for number in ascii { try body(number) }
-        for bytes in other { try body(String(decoding: bytes, as: UTF8.self)) }
-    }
+    /// Each number once.
+    public var all: [String] { Array(ascii) + other.map { String(decoding: $0, as: UTF8.self) } }
 }

@@ -133,10 +133,7 @@ public struct UsageIngestor: Sendable {
         try await connection.execute("create temp table usage_numbers (raw text)", logger: logger)
         try await connection.copyFrom(table: "usage_numbers", logger: logger) { writer in
             var buffer = ByteBuffer()
-            var distinct: [String] = []
-            distinct.reserveCapacity(numbers.value.count)
-            numbers.value.forEach { distinct.append($0) }
-            for raw in distinct {
+            for raw in numbers.value.all {
                 buffer.writeString(CopyText.field(raw))
                 buffer.writeInteger(UInt8(10))
                 if buffer.readableBytes >= 1 << 20 {

@@ -98,9 +98,7 @@ struct UsageFileTests {
             bytes.withUTF8 { reader.appendCopyLine(UnsafeRawBufferPointer($0), number: 12, to: &buffer, numbers: &numbers) }
             let careful = reader.row(text, number: 12)
             #expect(buffer.readString(length: buffer.readableBytes) == UsageFileReader.copyLine(careful))
-            var listed: [String] = []
-            numbers.forEach { listed.append($0) }
-            #expect(listed == (careful.problem == nil ? [careful.mdn!] : []), "the numbers ingest_usage resolves")
+            #expect(numbers.all == (careful.problem == nil ? [careful.mdn!] : []), "the numbers ingest_usage resolves")
         }
     }
 
@@ -108,10 +106,8 @@ struct UsageFileTests {
     func numberSet() {
         var numbers = NumberSet()
         for number in ["3125550101", "3125550101", "caf\u{E9}", "cafe\u{301}", "caf\u{E9}"] { numbers.insert(number) }
-        var listed: [[UInt8]] = []
-        numbers.forEach { listed.append(Array($0.utf8)) }
         #expect(numbers.count == 3)
-        #expect(Set(listed) == [Array("3125550101".utf8), Array("caf\u{E9}".utf8), Array("cafe\u{301}".utf8)])
+        #expect(Set(numbers.all.map { Array($0.utf8) }) == [Array("3125550101".utf8), Array("caf\u{E9}".utf8), Array("cafe\u{301}".utf8)])
     }
 
     @Test("whole numbers are read as Int64(String) reads them")
