@@ -40,9 +40,9 @@ public struct UsageIngestor: Sendable {
         file: URL, organizationSlug slug: String, source: String, settings: ConnectionSettings, progressEvery: Int = 250_000,
         progress: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> Summary {
+        let started = ContinuousClock.now  // the file's read and hash count too
         let data = try Data(contentsOf: file, options: .alwaysMapped)
         let digest = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-        let started = ContinuousClock.now
         return try await Database.withConnection(settings, logger: logger) { connection in
             // Two transactions: the records (with their quarantine) commit first, then the daily
             // rollups; if the second never runs, roll_up_usage (or the next bill run) does it.

@@ -37,7 +37,7 @@ struct UsageIngestCommand: AsyncParsableCommand {
             file: url, organizationSlug: org, source: source, settings: settings, progress: note)
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let records = summary.recordsSeconds ?? seconds
+        let records = seconds - (summary.rollupSeconds ?? 0)  // from the command's start to the records' commit
         print(
             "Batch \(summary.id): \(summary.rowsTotal) rows — \(summary.rowsInserted) new, \(summary.rowsDuplicate) already loaded, \(summary.rowsQuarantined) quarantined — in \(formatDuration(elapsed)) (\(Int(Double(summary.rowsTotal) / max(seconds, 0.001))) rows/s)."
         )
