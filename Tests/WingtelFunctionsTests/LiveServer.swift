@@ -26,7 +26,10 @@ final class LiveServer: Sendable {
         self.settings = settings
     }
 
-    static func configuration(databaseTimeout: Duration = .seconds(5)) -> FunctionsConfiguration {
+    /// The database deadline is generous by default: on a loaded two-core machine running every
+    /// suite at once a statement can take seconds, and only the tests of the deadline itself (which
+    /// pass a short one over an unreachable or locked database) may see its 503.
+    static func configuration(databaseTimeout: Duration = .seconds(60)) -> FunctionsConfiguration {
         var configuration = FunctionsConfiguration()
         configuration.host = "127.0.0.1"
         configuration.port = 0
