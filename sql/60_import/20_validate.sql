@@ -33,6 +33,27 @@ begin
         union select nullif(btrim(r.source_created_at), '') from public.import_rows r where r.organization_id = org and r.batch_id = batch) v
   where v.raw is not null;
   analyze pg_temp.import_dates;
+  -- Carriers, countries and prices take a handful of spellings: each is resolved once too
+  -- (a per-row join on reduced carrier keys cost more than the rest of this statement).
+  drop table if exists pg_temp.import_values;
+  create temp table import_values on commit drop as
+  select 'carrier'::text as kind, v.raw, k.id::text as value
+  from (select distinct nullif(btrim(r.carrier), '') as raw from public.import_rows r where r.organization_id = org and r.batch_id = batch) v
+  left join lateral (
+    select c.id from public.carriers c
+    where c.organization_id = org
+      and private.import_carrier_key(v.raw) in (private.import_carrier_key(c.code), private.import_carrier_key(c.name))
+    order by c.code limit 1) k on true
+  where v.raw is not null
+  union all
+  select 'country', v.raw, private.import_country(v.raw)
+  from (select distinct r.country as raw from public.import_rows r where r.organization_id = org and r.batch_id = batch) v
+  where v.raw is not null
+  union all
+  select 'price', v.raw, public.parse_import_cents(v.raw)::text
+  from (select distinct nullif(btrim(r.plan_price), '') as raw from public.import_rows r where r.organization_id = org and r.batch_id = batch) v
+  where v.raw is not null;
+  analyze pg_temp.import_values;
 
   create temp table import_norm on commit drop as
   select r.batch_id, r.line_number,
@@ -44,16 +65,16 @@ begin
     public.normalize_mdn(nullif(btrim(r.contact_phone), '')) as contact_phone,
     nullif(btrim(r.mdn), '') as mdn_raw,
     public.normalize_mdn(nullif(btrim(r.mdn), '')) as mdn,
-    nullif(regexp_replace(r.iccid, '\s', '', 'g'), '') as iccid,
+    nullif(translate(r.iccid, E' \t\n\r\f\v', ''), '') as iccid,
     nullif(btrim(r.imsi), '') as imsi,
-    nullif(regexp_replace(r.imei, '\s', '', 'g'), '') as imei,
+    nullif(translate(r.imei, E' \t\n\r\f\v', ''), '') as imei,
     nullif(btrim(r.status), '') as status_raw,
     m.line_status,
     nullif(btrim(r.plan_name), '') as plan_name,
     nullif(btrim(r.plan_ref), '') as plan_ref,
     p.id as plan_id, p.price_cents as catalog_price_cents, rp.carrier_id as plan_carrier_id,
     nullif(btrim(r.plan_price), '') as plan_price_raw,
-    public.parse_import_cents(nullif(btrim(r.plan_price), '')) as price_cents,
+    vp.value::bigint as price_cents,
     nullif(btrim(r.billing_day), '') as billing_day_raw,
     nullif(btrim(r.start_date), '') as start_raw, ds.day as start_date,
     nullif(btrim(r.end_date), '') as end_raw, de.day as end_date,
@@ -61,8 +82,8 @@ begin
     nullif(btrim(r.address_line1), '') as address_line1, nullif(btrim(r.address_line2), '') as address_line2,
     nullif(btrim(r.city), '') as city, nullif(upper(btrim(r.state)), '') as state,
     nullif(btrim(r.postal_code), '') as postal_code,
-    nullif(btrim(r.country), '') as country_raw, private.import_country(r.country) as country,
-    nullif(btrim(r.carrier), '') as carrier_raw, coalesce(c.id, case when nullif(btrim(r.carrier), '') is null then rp.carrier_id end) as carrier_id,
+    nullif(btrim(r.country), '') as country_raw, case when r.country is null then private.import_country(null) else vn.value end as country,
+    nullif(btrim(r.carrier), '') as carrier_raw, coalesce(vc.value::uuid, case when nullif(btrim(r.carrier), '') is null then rp.carrier_id end) as carrier_id,
     zone as time_zone
   from public.import_rows r
   left join public.import_status_map m on m.source_status = lower(btrim(r.status))
@@ -77,8 +98,9 @@ begin
     order by (lower(pl.name) = lower(btrim(r.plan_name))) desc, pl.status, pl.code
     limit 1) p on true
   left join public.carrier_rate_plans rp on rp.organization_id = org and rp.id = p.carrier_rate_plan_id
-  left join public.carriers c on c.organization_id = org
-    and private.import_carrier_key(r.carrier) in (private.import_carrier_key(c.code), private.import_carrier_key(c.name))
+  left join pg_temp.import_values vc on vc.kind = 'carrier' and vc.raw = nullif(btrim(r.carrier), '')
+  left join pg_temp.import_values vn on vn.kind = 'country' and vn.raw = r.country
+  left join pg_temp.import_values vp on vp.kind = 'price' and vp.raw = nullif(btrim(r.plan_price), '')
   where r.organization_id = org and r.batch_id = batch and r.parse_error is null;
   create index on pg_temp.import_norm (line_number);
   analyze pg_temp.import_norm;
@@ -106,87 +128,88 @@ begin
   perform private.import_prepare(org, batch);
   delete from public.import_issues i where i.organization_id = org and i.batch_id = batch;
 
+  -- Every check of a row is one element of an array built in a single pass (one tuple per
+  -- row); only the rows with a finding are expanded into issues, with the closest plans looked
+  -- up once per unknown plan name. Element k of the array is check k of import_checks below.
   insert into public.import_issues (organization_id, batch_id, line_number, issue_type, severity, column_name, value, message, candidates)
   -- Rows the file reader could not take.
   select org, batch, r.line_number, 'unreadable_row', 'blocking'::public.import_severity, null, null, r.parse_error, null
   from public.import_rows r where r.organization_id = org and r.batch_id = batch and r.parse_error is not null
   union all
-  select org, batch, n.line_number, x.issue_type, x.severity::public.import_severity, x.column_name, x.value, x.message, x.candidates
-  from pg_temp.import_norm n
-  left join lateral (
-    select array_agg(c.name order by c.score desc, c.name) as names from (
-      select pl.name, extensions.similarity(lower(pl.name), lower(coalesce(n.plan_name, n.plan_ref))) as score
-      from public.plans pl where pl.organization_id = org and pl.status = 'active'
-      order by score desc, pl.name limit 3) c) near on n.plan_id is null and coalesce(n.plan_name, n.plan_ref) is not null
-  cross join lateral (values
-    ('missing_id', 'blocking', 'subscriber_ref', null::text,
-      case when n.subscriber_ref is null then 'the row has no subscription id (external id): Wingtel keys re-imports on it' end, null::text[]),
-    ('missing_name', 'blocking', 'account_name', null,
-      case when n.account_name is null then 'the customer has no name (first_name, last_name or profile name)' end, null),
-    ('missing_mdn', 'blocking', 'mdn', null,
-      case when n.mdn_raw is null and n.line_status in ('active', 'suspended') then 'an ' || n.line_status || ' line needs its MDN' end, null),
-    ('malformed_mdn', 'blocking', 'mdn', n.mdn_raw,
+  select org, batch, f.line_number, c.issue_type, c.severity::public.import_severity, c.column_name,
+    case c.k when 4 then f.mdn_raw when 5 then f.contact_phone_raw when 6 then f.iccid when 8 then f.imei when 9 then f.imsi
+             when 10 then f.email when 11 then f.status_raw when 12 then coalesce(f.plan_name, f.plan_ref)
+             when 13 then f.plan_price_raw when 14 then f.plan_price_raw when 15 then f.carrier_raw when 16 then f.start_raw
+             when 17 then f.end_raw when 18 then f.created_raw when 20 then f.end_raw when 21 then f.start_raw
+             when 22 then f.billing_day_raw when 23 then f.country_raw when 24 then f.state end,
+    f.messages[c.k] || case when c.k = 12 then coalesce('; closest: ' || array_to_string(near.names, ', '), '') else '' end,
+    case when c.k = 12 then near.names end
+  from (
+    select n.*, array[
+      case when n.subscriber_ref is null then 'the row has no subscription id (external id): Wingtel keys re-imports on it' end,
+      case when n.account_name is null then 'the customer has no name (first_name, last_name or profile name)' end,
+      case when n.mdn_raw is null and n.line_status in ('active', 'suspended') then 'an ' || n.line_status || ' line needs its MDN' end,
       case when n.mdn_raw is not null and n.mdn is null
-           then 'MDN "' || n.mdn_raw || '" is not a valid 10-digit NANP number (area code and exchange start 2–9, no N11)' end, null),
-    ('malformed_contact_phone', 'blocking', 'contact_phone', n.contact_phone_raw,
+           then 'MDN "' || n.mdn_raw || '" is not a valid 10-digit NANP number (area code and exchange start 2–9, no N11)' end,
       case when n.contact_phone_raw is not null and n.contact_phone is null
-           then 'contact phone "' || n.contact_phone_raw || '" is not a valid phone number' end, null),
-    ('invalid_iccid', 'blocking', 'iccid', n.iccid,
+           then 'contact phone "' || n.contact_phone_raw || '" is not a valid phone number' end,
       case when n.iccid is not null and not public.is_valid_iccid(n.iccid)
-           then 'ICCID "' || n.iccid || '" fails its check digit or is not 19–20 digits starting 89' end, null),
-    ('missing_iccid', 'warning', 'iccid', null,
-      case when n.iccid is null and n.line_status in ('active', 'suspended') then 'an ' || n.line_status || ' line without a SIM (ICCID)' end, null),
-    ('invalid_imei', 'blocking', 'imei', n.imei,
+           then 'ICCID "' || n.iccid || '" fails its check digit or is not 19–20 digits starting 89' end,
+      case when n.iccid is null and n.line_status in ('active', 'suspended') then 'an ' || n.line_status || ' line without a SIM (ICCID)' end,
       case when n.imei is not null and not public.is_valid_imei(n.imei)
-           then 'IMEI "' || n.imei || '" fails its check digit or is not 15 digits' end, null),
-    ('invalid_imsi', 'blocking', 'imsi', n.imsi,
-      case when n.imsi is not null and n.imsi !~ '^[0-9]{14,15}$' then 'IMSI "' || n.imsi || '" is not 14–15 digits' end, null),
-    ('invalid_email', 'blocking', 'email', n.email,
-      case when n.email is not null and n.email !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' then '"' || n.email || '" is not an email address' end, null),
-    ('unknown_status', 'blocking', 'status', n.status_raw,
+           then 'IMEI "' || n.imei || '" fails its check digit or is not 15 digits' end,
+      case when n.imsi is not null and n.imsi !~ '^[0-9]{14,15}$' then 'IMSI "' || n.imsi || '" is not 14–15 digits' end,
+      case when n.email is not null and n.email !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' then '"' || n.email || '" is not an email address' end,
       case when n.line_status is null
            then coalesce('status "' || n.status_raw || '" is not a known BeQuick line state', 'the row has no status')
-                || ' (known: draft, pending, active, suspended, cancelled, error and the variants in import_status_map)' end, null),
-    ('unknown_plan', 'blocking', 'plan_name', coalesce(n.plan_name, n.plan_ref),
-      case when n.plan_id is null then coalesce('plan "' || coalesce(n.plan_name, n.plan_ref) || '" matches no plan of the catalog', 'the row has no plan')
-        || coalesce('; closest: ' || array_to_string(near.names, ', '), '') end,
-      near.names),
-    ('price_mismatch', 'warning', 'plan_price', n.plan_price_raw,
+                || ' (known: draft, pending, active, suspended, cancelled, error and the variants in import_status_map)' end,
+      case when n.plan_id is null then coalesce('plan "' || coalesce(n.plan_name, n.plan_ref) || '" matches no plan of the catalog', 'the row has no plan') end,
       case when n.price_cents is not null and n.catalog_price_cents is not null and n.price_cents <> n.catalog_price_cents
            then format('price %s differs from the catalog price %s of the plan; Wingtel bills the catalog price',
-                       to_char(n.price_cents / 100.0, 'FM999999990.00'), to_char(n.catalog_price_cents / 100.0, 'FM999999990.00')) end, null),
-    ('invalid_price', 'warning', 'plan_price', n.plan_price_raw,
-      case when n.plan_price_raw is not null and n.price_cents is null then 'price "' || n.plan_price_raw || '" is not an amount' end, null),
-    ('unknown_carrier', 'blocking', 'carrier', n.carrier_raw,
+                       to_char(n.price_cents / 100.0, 'FM999999990.00'), to_char(n.catalog_price_cents / 100.0, 'FM999999990.00')) end,
+      case when n.plan_price_raw is not null and n.price_cents is null then 'price "' || n.plan_price_raw || '" is not an amount' end,
       case when n.carrier_id is null and n.plan_id is not null
-           then coalesce('carrier "' || n.carrier_raw || '" is not one of the organization''s carriers', 'the plan''s carrier is unknown') end, null),
-    ('invalid_date', 'blocking', 'start_date', n.start_raw,
+           then coalesce('carrier "' || n.carrier_raw || '" is not one of the organization''s carriers', 'the plan''s carrier is unknown') end,
       case when n.start_raw is not null and n.start_date is null
-           then 'start date "' || n.start_raw || '" is not a date (use YYYY-MM-DD or MM/DD/YYYY)' end, null),
-    ('invalid_date', 'blocking', 'end_date', n.end_raw,
+           then 'start date "' || n.start_raw || '" is not a date (use YYYY-MM-DD or MM/DD/YYYY)' end,
       case when n.end_raw is not null and n.end_date is null
-           then 'end date "' || n.end_raw || '" is not a date (use YYYY-MM-DD or MM/DD/YYYY)' end, null),
-    ('invalid_date', 'warning', 'created_at', n.created_raw,
-      case when n.created_raw is not null and n.created_date is null then 'created date "' || n.created_raw || '" is not a date; today is used' end, null),
-    ('missing_end_date', 'warning', 'end_date', null,
+           then 'end date "' || n.end_raw || '" is not a date (use YYYY-MM-DD or MM/DD/YYYY)' end,
+      case when n.created_raw is not null and n.created_date is null then 'created date "' || n.created_raw || '" is not a date; today is used' end,
       case when n.end_raw is null and n.line_status in ('cancelled', 'ported_out')
-           then 'a ' || n.line_status || ' line without an end date: the line is migrated, its plan history is not' end, null),
-    ('end_before_start', 'blocking', 'end_date', n.end_raw,
-      case when n.end_date < n.start_date then 'the line ends (' || n.end_date || ') before it starts (' || n.start_date || ')' end, null),
-    ('future_start', 'blocking', 'start_date', n.start_raw,
-      case when n.start_date > (now() at time zone n.time_zone)::date + 1 then 'the line starts in the future (' || n.start_date || ')' end, null),
-    ('invalid_billing_day', 'warning', 'billing_day', n.billing_day_raw,
+           then 'a ' || n.line_status || ' line without an end date: the line is migrated, its plan history is not' end,
+      case when n.end_date < n.start_date then 'the line ends (' || n.end_date || ') before it starts (' || n.start_date || ')' end,
+      case when n.start_date > (now() at time zone n.time_zone)::date + 1 then 'the line starts in the future (' || n.start_date || ')' end,
       case when n.billing_day_raw is not null and (n.billing_day_raw !~ '^[0-9]{1,2}$' or n.billing_day_raw::int not between 1 and 31)
              and lower(n.billing_day_raw) not in ('monthly', 'month')
            then 'billing cycle "' || n.billing_day_raw || '" is not a day of the month; the start date''s day is used'
            when n.billing_day_raw ~ '^[0-9]{1,2}$' and n.billing_day_raw::int between 29 and 31
-           then 'billing day ' || n.billing_day_raw || ' is after the 28th; Wingtel bills on the 28th' end, null),
-    ('invalid_country', 'blocking', 'country', n.country_raw,
-      case when n.country is null then 'country "' || n.country_raw || '" is not a country code' end, null),
-    ('invalid_state', 'blocking', 'state', n.state,
-      case when n.country = 'US' and n.state is not null and n.state !~ '^[A-Z]{2}$' then 'state "' || n.state || '" is not a two-letter USPS code' end, null)
-  ) as x(issue_type, severity, column_name, value, message, candidates)
-  where x.message is not null;
+           then 'billing day ' || n.billing_day_raw || ' is after the 28th; Wingtel bills on the 28th' end,
+      case when n.country is null then 'country "' || n.country_raw || '" is not a country code' end,
+      case when n.country = 'US' and n.state is not null and n.state !~ '^[A-Z]{2}$' then 'state "' || n.state || '" is not a two-letter USPS code' end
+    ] as messages
+    from pg_temp.import_norm n
+    offset 0) f
+  join (values
+    (1, 'missing_id', 'blocking', 'subscriber_ref'), (2, 'missing_name', 'blocking', 'account_name'), (3, 'missing_mdn', 'blocking', 'mdn'),
+    (4, 'malformed_mdn', 'blocking', 'mdn'), (5, 'malformed_contact_phone', 'blocking', 'contact_phone'),
+    (6, 'invalid_iccid', 'blocking', 'iccid'), (7, 'missing_iccid', 'warning', 'iccid'), (8, 'invalid_imei', 'blocking', 'imei'),
+    (9, 'invalid_imsi', 'blocking', 'imsi'), (10, 'invalid_email', 'blocking', 'email'), (11, 'unknown_status', 'blocking', 'status'),
+    (12, 'unknown_plan', 'blocking', 'plan_name'), (13, 'price_mismatch', 'warning', 'plan_price'), (14, 'invalid_price', 'warning', 'plan_price'),
+    (15, 'unknown_carrier', 'blocking', 'carrier'), (16, 'invalid_date', 'blocking', 'start_date'), (17, 'invalid_date', 'blocking', 'end_date'),
+    (18, 'invalid_date', 'warning', 'created_at'), (19, 'missing_end_date', 'warning', 'end_date'), (20, 'end_before_start', 'blocking', 'end_date'),
+    (21, 'future_start', 'blocking', 'start_date'), (22, 'invalid_billing_day', 'warning', 'billing_day'), (23, 'invalid_country', 'blocking', 'country'),
+    (24, 'invalid_state', 'blocking', 'state')
+  ) as c(k, issue_type, severity, column_name) on f.messages[c.k] is not null
+  left join (
+    select u.name, array_agg(t.name order by t.score desc, t.name) as names
+    from (select distinct coalesce(x.plan_name, x.plan_ref) as name from pg_temp.import_norm x
+          where x.plan_id is null and coalesce(x.plan_name, x.plan_ref) is not null) u
+    cross join lateral (
+      select pl.name, extensions.similarity(lower(pl.name), lower(u.name)) as score
+      from public.plans pl where pl.organization_id = org and pl.status = 'active'
+      order by score desc, pl.name limit 3) t
+    group by u.name) near on c.k = 12 and near.name = coalesce(f.plan_name, f.plan_ref)
+  where num_nonnulls(variadic f.messages) > 0;
 
   -- Duplicates inside the file: one subscription id twice, and live lines sharing an MDN or a SIM.
   insert into public.import_issues (organization_id, batch_id, line_number, issue_type, severity, column_name, value, message)

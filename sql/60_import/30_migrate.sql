@@ -4,6 +4,22 @@
 -- is skipped and stays listed; re-running the same file changes nothing; a newer export
 -- applies what changed and lists the lines that disappeared from it for review.
 
+create or replace function private.ordered_id_prefix()
+returns text
+language sql
+volatile
+set search_path = ''
+as $$
+  -- UUIDv7 layout (RFC 9562) for PostgreSQL 15+, which has no uuidv7(): 48 bits of Unix
+  -- milliseconds, the version 7, 12 random bits, the variant and 12 more random bits; the
+  -- caller appends 12 hex digits of its own sequence (an import's line numbers).
+  select lpad(to_hex((extract(epoch from pg_catalog.clock_timestamp()) * 1000)::bigint), 12, '0') || '7'
+    || substr(md5(random()::text), 1, 3) || (array['8', '9', 'a', 'b'])[1 + floor(random() * 4)::int]
+    || substr(md5(random()::text), 1, 3)
+$$;
+comment on function private.ordered_id_prefix() is 'The first 20 hex digits of a time-ordered UUID (v7 layout): append 12 hex digits of a sequence for ids that sort by creation, so bulk inserts append to the primary key.';
+revoke all on function private.ordered_id_prefix() from public;
+
 create or replace function public.migrate_subscriber_data(organization_id uuid, batch_id uuid)
 returns table (entity text, created bigint, updated bigint, unchanged bigint, skipped bigint)
 language plpgsql
@@ -20,6 +36,14 @@ declare
   dev_created bigint; dev_total bigint;
   sub_created bigint; sub_updated bigint; sub_total bigint;
   plan_created bigint; plan_closed bigint; plan_total bigint;  -- plan_total: lines whose plan stayed as it was
+  -- New rows get time-ordered ids (private.ordered_id_prefix and the file's line number) so a
+  -- million inserts append to each primary key instead of touching a random page of it per
+  -- row; existing rows keep their ids. One prefix per table: ids never repeat across tables.
+  account_ids text := private.ordered_id_prefix();
+  sim_ids text := private.ordered_id_prefix();
+  device_ids text := private.ordered_id_prefix();
+  line_ids text := private.ordered_id_prefix();
+  plan_ids text := private.ordered_id_prefix();
 begin
   perform private.require_role(org, 'admin');
   if not exists (select 1 from public.import_batches b where b.organization_id = org and b.id = batch) then
@@ -57,14 +81,15 @@ begin
     select distinct on (k.account_ref) k.*
     from pg_temp.import_ok k order by k.account_ref, k.line_number
   ), upserted as (
-    insert into public.accounts as a (organization_id, external_id, name, email, phone, address_line1, address_line2, city, state,
+    insert into public.accounts as a (organization_id, id, external_id, name, email, phone, address_line1, address_line2, city, state,
                                       postal_code, country, billing_day, created_at)
-    select org, s.account_ref, s.account_name, s.email, s.contact_phone, s.address_line1, s.address_line2, s.city, s.state,
+    select org, (account_ids || lpad(to_hex(s.line_number), 12, '0'))::uuid, s.account_ref, s.account_name, s.email, s.contact_phone, s.address_line1, s.address_line2, s.city, s.state,
       s.postal_code, s.country,
       least(28, greatest(1, case when s.billing_day_raw ~ '^[0-9]{1,2}$' and s.billing_day_raw::int between 1 and 31
                                  then s.billing_day_raw::int else extract(day from coalesce(s.start_date, s.created_date, current_date))::int end)),
       coalesce(s.created_date::timestamp at time zone s.time_zone, now())
     from src s
+    order by s.line_number
     on conflict (organization_id, external_id) do update
       set name = excluded.name, email = excluded.email, phone = excluded.phone, address_line1 = excluded.address_line1,
           address_line2 = excluded.address_line2, city = excluded.city, state = excluded.state, postal_code = excluded.postal_code,
@@ -82,14 +107,15 @@ begin
 
   -- SIMs: a live row's SIM wins over a cancelled row's for the same ICCID.
   with src as (
-    select distinct on (k.iccid) k.iccid, k.imsi, k.carrier_id,
+    select distinct on (k.iccid) k.line_number, k.iccid, k.imsi, k.carrier_id,
       case k.line_status when 'pending' then 'assigned' when 'active' then 'active' when 'suspended' then 'suspended'
                          else 'deactivated' end::public.sim_state as state
     from pg_temp.import_ok k where k.iccid is not null
     order by k.iccid, (k.line_status in ('pending', 'active', 'suspended')) desc, k.line_number desc
   ), upserted as (
-    insert into public.sim_cards as c (organization_id, iccid, imsi, carrier_id, state)
-    select org, s.iccid, s.imsi, s.carrier_id, s.state from src s
+    insert into public.sim_cards as c (organization_id, id, iccid, imsi, carrier_id, state)
+    select org, (sim_ids || lpad(to_hex(s.line_number), 12, '0'))::uuid, s.iccid, s.imsi, s.carrier_id, s.state from src s
+    order by s.line_number
     on conflict (organization_id, iccid) do update
       set imsi = coalesce(excluded.imsi, c.imsi), carrier_id = excluded.carrier_id, state = excluded.state
       where (c.imsi, c.carrier_id, c.state) is distinct from (coalesce(excluded.imsi, c.imsi), excluded.carrier_id, excluded.state)
@@ -98,10 +124,11 @@ begin
   select count(*) filter (where inserted), count(*) filter (where not inserted), (select count(*) from src)
   into sim_created, sim_updated, sim_total from upserted;
 
-  with src as (select distinct k.imei from pg_temp.import_ok k where k.imei is not null),
+  with src as (select distinct on (k.imei) k.imei, k.line_number from pg_temp.import_ok k where k.imei is not null order by k.imei, k.line_number),
   inserted as (
-    insert into public.devices (organization_id, imei, compatibility)
-    select org, s.imei, 'compatible' from src s
+    insert into public.devices (organization_id, id, imei, compatibility)
+    select org, (device_ids || lpad(to_hex(s.line_number), 12, '0'))::uuid, s.imei, 'compatible' from src s
+    order by s.line_number
     on conflict (organization_id, imei) do nothing
     returning 1
   )
@@ -122,12 +149,13 @@ begin
     left join public.sim_cards c on c.organization_id = org and c.iccid = k.iccid
     left join public.devices d on d.organization_id = org and d.imei = k.imei
   ), upserted as (
-    insert into public.subscribers as s (organization_id, external_id, account_id, mdn, carrier_id, status, network_status, suspend_reason,
+    insert into public.subscribers as s (organization_id, id, external_id, account_id, mdn, carrier_id, status, network_status, suspend_reason,
                                          current_sim_id, current_device_id, activated_at, cancelled_at, created_at)
-    select org, x.subscriber_ref, x.account_id, x.mdn, x.carrier_id, x.line_status, x.network_status,
+    select org, (line_ids || lpad(to_hex(x.line_number), 12, '0'))::uuid, x.subscriber_ref, x.account_id, x.mdn, x.carrier_id, x.line_status, x.network_status,
       case when x.line_status = 'suspended' then 'customer_request'::public.suspend_reason end,
       x.sim_id, x.device_id, case when x.line_status not in ('pending', 'failed') then x.starts_at end, x.ends_at, x.created_at
     from src x
+    order by x.line_number
     on conflict (organization_id, external_id) do update
       set account_id = excluded.account_id, mdn = excluded.mdn, carrier_id = excluded.carrier_id, status = excluded.status,
           network_status = excluded.network_status,
@@ -153,7 +181,7 @@ begin
   -- the new one. An unchanged plan leaves the line's subscriptions alone.
   drop table if exists pg_temp.import_plans;
   create temp table import_plans on commit drop as
-  select l.subscriber_id, k.plan_id, k.starts_at, k.ends_at, t.id as latest_id, t.plan_id as latest_plan_id, t.effective as latest_effective,
+  select l.line_number, l.subscriber_id, k.plan_id, k.starts_at, k.ends_at, t.id as latest_id, t.plan_id as latest_plan_id, t.effective as latest_effective,
     null::timestamptz as closed_at
   from pg_temp.import_lines l
   join pg_temp.import_ok k on k.line_number = l.line_number
@@ -181,15 +209,16 @@ begin
   get diagnostics plan_closed = row_count;
 
   -- Open the new period: a line new to Wingtel from its start, a changed plan from the change.
-  insert into public.subscriptions (organization_id, subscriber_id, plan_id, effective, reason, carrier_confirmed_at)
-  select org, w.subscriber_id, w.plan_id,
+  insert into public.subscriptions (organization_id, id, subscriber_id, plan_id, effective, reason, carrier_confirmed_at)
+  select org, (plan_ids || lpad(to_hex(w.line_number), 12, '0'))::uuid, w.subscriber_id, w.plan_id,
     tstzrange(o.opens_at, case when w.ends_at > o.opens_at then w.ends_at end, '[)'),
     case when w.latest_id is null then 'migrated from BeQuick' else 'plan change in a BeQuick export' end,
     o.opens_at
   from pg_temp.import_plans w
   cross join lateral (select case when w.latest_id is null then w.starts_at else w.closed_at end as opens_at) o
   where (w.latest_id is null or (w.plan_id <> w.latest_plan_id and w.closed_at is not null))
-    and (w.ends_at is null or w.ends_at > o.opens_at);
+    and (w.ends_at is null or w.ends_at > o.opens_at)
+  order by w.line_number;
   get diagnostics plan_created = row_count;
   update pg_temp.import_lines l set changed = true
   from pg_temp.import_plans w
