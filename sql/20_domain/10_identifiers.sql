@@ -8,11 +8,14 @@ strict
 parallel safe
 set search_path = ''
 as $$
--- A loop over the bytes: six times faster than a set-based sum over generate_series (and
--- get_byte is faster than substr per character); it runs for every SIM and device written
--- and every row of an import (bulk loads check millions).
+-- It runs for every SIM and device written and twice per row of an import (bulk loads check
+-- millions). Up to 20 digits (ICCIDs, IMEIs, card numbers) the sum is one expression over the
+-- bytes of the number left-padded with zeros, which leave a Luhn sum unchanged: 2.2 µs a call
+-- on 20 digits against 4.8 µs for the loop, itself six times faster than a set-based sum.
+-- Longer strings take the loop. A doubled digit d counts 2d - 9 when d >= 5.
 declare
   bytes bytea;
+  b bytea;
   total integer := 0;
   n integer;
   d integer;
@@ -20,8 +23,16 @@ begin
   if digits !~ '^[0-9]+$' then
     return false;
   end if;
+  n := length(digits);
+  if n <= 20 then
+    b := convert_to(lpad(digits, 20, '0'), 'SQL_ASCII');
+    return ((get_byte(b, 19) - 48) + (2 * get_byte(b, 18) - 96 - 9 * ((get_byte(b, 18) - 48) / 5)) + (get_byte(b, 17) - 48) + (2 * get_byte(b, 16) - 96 - 9 * ((get_byte(b, 16) - 48) / 5))
+      + (get_byte(b, 15) - 48) + (2 * get_byte(b, 14) - 96 - 9 * ((get_byte(b, 14) - 48) / 5)) + (get_byte(b, 13) - 48) + (2 * get_byte(b, 12) - 96 - 9 * ((get_byte(b, 12) - 48) / 5))
+      + (get_byte(b, 11) - 48) + (2 * get_byte(b, 10) - 96 - 9 * ((get_byte(b, 10) - 48) / 5)) + (get_byte(b, 9) - 48) + (2 * get_byte(b, 8) - 96 - 9 * ((get_byte(b, 8) - 48) / 5))
+      + (get_byte(b, 7) - 48) + (2 * get_byte(b, 6) - 96 - 9 * ((get_byte(b, 6) - 48) / 5)) + (get_byte(b, 5) - 48) + (2 * get_byte(b, 4) - 96 - 9 * ((get_byte(b, 4) - 48) / 5))
+      + (get_byte(b, 3) - 48) + (2 * get_byte(b, 2) - 96 - 9 * ((get_byte(b, 2) - 48) / 5)) + (get_byte(b, 1) - 48) + (2 * get_byte(b, 0) - 96 - 9 * ((get_byte(b, 0) - 48) / 5))) % 10 = 0;
+  end if;
   bytes := convert_to(digits, 'SQL_ASCII');
-  n := length(bytes);
   for i in 1 .. n loop
     d := get_byte(bytes, n - i) - 48;
     if i % 2 = 0 then
