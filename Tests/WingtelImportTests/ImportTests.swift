@@ -100,6 +100,18 @@ struct ImportTests {
         #expect(first.issues.filter { $0.severity == "blocking" }.isEmpty)
         #expect(first.count("subscribers")?.created == 8)
         #expect(first.count("accounts")?.created == 7)
+        // New rows get time-ordered ids: UUID version 7 in every table, lines sorting in file order.
+        #expect(
+            try await Probe.rows(
+                settings,
+                """
+                select count(*) filter (
+                         where exists (select 1 from unnest(array[s.id, s.account_id, s.current_sim_id, s.current_device_id, u.id]) as i(id)
+                                       where substr(i.id::text, 15, 1) <> '7'))::text,
+                       (array_agg(r.line_number order by s.id) = array_agg(r.line_number order by r.line_number))::text
+                from import_rows r join subscribers s on s.id = r.subscriber_id join subscriptions u on u.subscriber_id = s.id
+                where r.batch_id = '\(first.batchID)'
+                """) == [["0", "true"]])
         let before = try await Self.checksum(settings)
 
         let again = try await importer.run(file: clean, organizationSlug: "acme-mobile", settings: settings)
