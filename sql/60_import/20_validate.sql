@@ -130,7 +130,8 @@ begin
 
   -- Every check of a row is one element of an array built in a single pass (one tuple per
   -- row); only the rows with a finding are expanded into issues, with the closest plans looked
-  -- up once per unknown plan name. Element k of the array is check k of import_checks below.
+  -- up once per unknown plan name. Element k of messages is check k of the list c below (its
+  -- type, severity and column) and of the value case (the offending text); keep the three in step.
   insert into public.import_issues (organization_id, batch_id, line_number, issue_type, severity, column_name, value, message, candidates)
   -- Rows the file reader could not take.
   select org, batch, r.line_number, 'unreadable_row', 'blocking'::public.import_severity, null, null, r.parse_error, null
@@ -146,45 +147,69 @@ begin
     case when c.k = 12 then near.names end
   from (
     select n.*, array[
+      -- 1 missing_id
       case when n.subscriber_ref is null then 'the row has no subscription id (external id): Wingtel keys re-imports on it' end,
+      -- 2 missing_name
       case when n.account_name is null then 'the customer has no name (first_name, last_name or profile name)' end,
+      -- 3 missing_mdn
       case when n.mdn_raw is null and n.line_status in ('active', 'suspended') then 'an ' || n.line_status || ' line needs its MDN' end,
+      -- 4 malformed_mdn
       case when n.mdn_raw is not null and n.mdn is null
            then 'MDN "' || n.mdn_raw || '" is not a valid 10-digit NANP number (area code and exchange start 2–9, no N11)' end,
+      -- 5 malformed_contact_phone
       case when n.contact_phone_raw is not null and n.contact_phone is null
            then 'contact phone "' || n.contact_phone_raw || '" is not a valid phone number' end,
+      -- 6 invalid_iccid
       case when n.iccid is not null and not public.is_valid_iccid(n.iccid)
            then 'ICCID "' || n.iccid || '" fails its check digit or is not 19–20 digits starting 89' end,
+      -- 7 missing_iccid
       case when n.iccid is null and n.line_status in ('active', 'suspended') then 'an ' || n.line_status || ' line without a SIM (ICCID)' end,
+      -- 8 invalid_imei
       case when n.imei is not null and not public.is_valid_imei(n.imei)
            then 'IMEI "' || n.imei || '" fails its check digit or is not 15 digits' end,
+      -- 9 invalid_imsi
       case when n.imsi is not null and n.imsi !~ '^[0-9]{14,15}$' then 'IMSI "' || n.imsi || '" is not 14–15 digits' end,
+      -- 10 invalid_email
       case when n.email is not null and n.email !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' then '"' || n.email || '" is not an email address' end,
+      -- 11 unknown_status
       case when n.line_status is null
            then coalesce('status "' || n.status_raw || '" is not a known BeQuick line state', 'the row has no status')
                 || ' (known: draft, pending, active, suspended, cancelled, error and the variants in import_status_map)' end,
+      -- 12 unknown_plan
       case when n.plan_id is null then coalesce('plan "' || coalesce(n.plan_name, n.plan_ref) || '" matches no plan of the catalog', 'the row has no plan') end,
+      -- 13 price_mismatch
       case when n.price_cents is not null and n.catalog_price_cents is not null and n.price_cents <> n.catalog_price_cents
            then format('price %s differs from the catalog price %s of the plan; Wingtel bills the catalog price',
                        to_char(n.price_cents / 100.0, 'FM999999990.00'), to_char(n.catalog_price_cents / 100.0, 'FM999999990.00')) end,
+      -- 14 invalid_price
       case when n.plan_price_raw is not null and n.price_cents is null then 'price "' || n.plan_price_raw || '" is not an amount' end,
+      -- 15 unknown_carrier
       case when n.carrier_id is null and n.plan_id is not null
            then coalesce('carrier "' || n.carrier_raw || '" is not one of the organization''s carriers', 'the plan''s carrier is unknown') end,
+      -- 16 invalid_date (start)
       case when n.start_raw is not null and n.start_date is null
            then 'start date "' || n.start_raw || '" is not a date (use YYYY-MM-DD or MM/DD/YYYY)' end,
+      -- 17 invalid_date (end)
       case when n.end_raw is not null and n.end_date is null
            then 'end date "' || n.end_raw || '" is not a date (use YYYY-MM-DD or MM/DD/YYYY)' end,
+      -- 18 invalid_date (created)
       case when n.created_raw is not null and n.created_date is null then 'created date "' || n.created_raw || '" is not a date; today is used' end,
+      -- 19 missing_end_date
       case when n.end_raw is null and n.line_status in ('cancelled', 'ported_out')
            then 'a ' || n.line_status || ' line without an end date: the line is migrated, its plan history is not' end,
+      -- 20 end_before_start
       case when n.end_date < n.start_date then 'the line ends (' || n.end_date || ') before it starts (' || n.start_date || ')' end,
+      -- 21 future_start
       case when n.start_date > (now() at time zone n.time_zone)::date + 1 then 'the line starts in the future (' || n.start_date || ')' end,
+      -- 22 invalid_billing_day
       case when n.billing_day_raw is not null and (n.billing_day_raw !~ '^[0-9]{1,2}$' or n.billing_day_raw::int not between 1 and 31)
              and lower(n.billing_day_raw) not in ('monthly', 'month')
            then 'billing cycle "' || n.billing_day_raw || '" is not a day of the month; the start date''s day is used'
            when n.billing_day_raw ~ '^[0-9]{1,2}$' and n.billing_day_raw::int between 29 and 31
            then 'billing day ' || n.billing_day_raw || ' is after the 28th; Wingtel bills on the 28th' end,
+      -- 23 invalid_country
       case when n.country is null then 'country "' || n.country_raw || '" is not a country code' end,
+      -- 24 invalid_state
       case when n.country = 'US' and n.state is not null and n.state !~ '^[A-Z]{2}$' then 'state "' || n.state || '" is not a two-letter USPS code' end
     ] as messages
     from pg_temp.import_norm n

@@ -38,7 +38,7 @@ declare
   plan_created bigint; plan_closed bigint; plan_total bigint;  -- plan_total: lines whose plan stayed as it was
   -- New rows get time-ordered ids (private.ordered_id_prefix and the file's line number) so a
   -- million inserts append to each primary key instead of touching a random page of it per
-  -- row; existing rows keep their ids. One prefix per table: ids never repeat across tables.
+  -- row; existing rows keep their ids. Each table draws its own prefix (its own random bits).
   account_ids text := private.ordered_id_prefix();
   sim_ids text := private.ordered_id_prefix();
   device_ids text := private.ordered_id_prefix();
