@@ -5,7 +5,7 @@
 --
 -- Cycles: an account with billing day d has, for billing month M, the cycle
 -- [M + (d - 1) days, one month later) in the organization's time zone. Usage is read from
--- usage_daily (per local day, maintained by ingestion in the same transaction as the records).
+-- usage_cycles (the daily rollups summed per line and cycle, kept in step with usage_daily).
 -- Units: 1 MB = 1,048,576 bytes, 1 GB = 1,024 MB (plans state allowances in MB). Overage is
 -- charged per started GB, per started minute of the cycle's total voice seconds over the
 -- allowance, per message. The plan that rates a cycle is the one in effect at its end (an
@@ -35,6 +35,9 @@ returns table (
   sms_overage_cents bigint)
 language sql
 stable
+-- One row per line: planned as the default 1,000, a caller's join to it became a nested loop of
+-- index probes (a million of them in a bill run).
+rows 100000
 set search_path = ''
 as $$
   with org as (
@@ -55,18 +58,15 @@ as $$
     join public.subscriptions s on s.organization_id = rate_cycles.organization_id and s.subscriber_id = l.id
       and s.effective && tstzrange(b.start_ts, b.end_ts, '[)')
     order by s.subscriber_id, lower(s.effective) desc
-  ), used as (
-    -- From the rollups of the month's window, joined by hash to the lines' accounts and cycles
-    -- (never one index probe per line: at a million lines that reads the index a million times).
-    select d.subscriber_id, sum(d.data_bytes)::bigint as data_bytes, sum(d.voice_seconds)::bigint as voice_seconds,
-           sum(d.sms_count)::bigint as sms_count
-    from public.usage_daily d
-    join public.subscribers l on l.organization_id = rate_cycles.organization_id and l.id = d.subscriber_id
-    join cycles c on c.account_id = l.account_id
-    where d.organization_id = rate_cycles.organization_id
-      and d.day >= rate_cycles.billing_month and d.day < rate_cycles.billing_month + interval '2 months'
-      and d.day >= c.cycle_start and d.day < c.cycle_end
-    group by d.subscriber_id
+  ), used as materialized (
+    -- The cycle sums ingestion keeps (usage_cycles): one row per line and cycle, read once and
+    -- joined by hash to the lines (not the month's daily rollups: at a million lines those were
+    -- 48M rows read twice per bill run; nor one index probe per line, which the planner picks
+    -- when it underestimates the lines, as range overlaps make it do).
+    select u.subscriber_id, u.cycle_start, u.data_bytes, u.voice_seconds, u.sms_count
+    from public.usage_cycles u
+    where u.organization_id = rate_cycles.organization_id
+      and u.cycle_start >= rate_cycles.billing_month and u.cycle_start < rate_cycles.billing_month + 28
   ), packs as (
     -- Data packs: a one-off pack counts in the cycle it was bought in, a monthly one in each cycle it overlaps.
     select sa.subscriber_id, sum(ao.data_mb)::bigint as pack_mb
@@ -84,7 +84,7 @@ as $$
            p.overage_data_cents_per_gb, p.overage_voice_cents_per_minute, p.overage_sms_cents
     from lines l
     join public.plans p on p.organization_id = rate_cycles.organization_id and p.id = l.plan_id
-    left join used u on u.subscriber_id = l.subscriber_id
+    left join used u on u.subscriber_id = l.subscriber_id and u.cycle_start = l.cycle_start
     left join packs k on k.subscriber_id = l.subscriber_id
   ), per_line as (
     select r.*,

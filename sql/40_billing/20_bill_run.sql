@@ -27,22 +27,28 @@ begin
   if provider <> 'rate_table' then
     raise exception 'unknown tax provider %', provider using errcode = '22023', hint = 'Set billing_policies.tax_provider to rate_table.';
   end if;
+  -- Each account's taxable base per rate, by one hash join and aggregate over the accounts'
+  -- charge kinds (a look-up per account and rate went through a temporary index: at a million
+  -- accounts that index outgrew the session's temp_buffers and every probe went to disk).
   insert into pg_temp.bill_lines (account_id, subscriber_id, kind, description, quantity, unit, unit_price_cents, amount_cents, service_start, service_end, tax_rate_id, jurisdiction)
-  select b.account_id, null, 'tax',
+  select g.account_id, null, 'tax',
          t.name || case when t.percent is not null then ' (' || trim(trailing '.' from trim(trailing '0' from t.percent::text)) || '%)' else '' end,
-         case when t.percent is not null then base.amount else base.lines end,
+         case when t.percent is not null then g.amount else g.lines end,
          case when t.percent is not null then 'cents' else 'line' end,
          coalesce(t.percent / 100, t.per_line_cents),
-         case when t.percent is not null then round(base.amount * t.percent / 100)::bigint else t.per_line_cents * base.lines end,
-         b.cycle_start, b.cycle_end, t.id, concat_ws(', ', t.county, t.state, t.country)
-  from pg_temp.bill_accounts b
-  join public.tax_rates t on t.organization_id = compute_taxes.organization_id and t.country = b.country
-   and (t.state is null or t.state = b.state) and (t.county is null or lower(t.county) = lower(b.county))
-   and t.effective @> b.cycle_start
-  cross join lateral (
-    select coalesce(sum(k.amount) filter (where k.kind = any (t.applies_to)), 0) as amount, coalesce(max(k.lines), 0) as lines
-    from pg_temp.bill_kinds k where k.account_id = b.account_id) base
-  where (t.percent is not null and base.amount <> 0) or (t.per_line_cents is not null and base.lines > 0 and t.per_line_cents > 0);
+         case when t.percent is not null then round(g.amount * t.percent / 100)::bigint else t.per_line_cents * g.lines end,
+         g.cycle_start, g.cycle_end, t.id, concat_ws(', ', t.county, t.state, t.country)
+  from (
+    select b.account_id, b.cycle_start, b.cycle_end, t.id as tax_rate_id,
+           coalesce(sum(k.amount) filter (where k.kind = any (t.applies_to)), 0) as amount, coalesce(max(k.lines), 0) as lines
+    from pg_temp.bill_accounts b
+    join public.tax_rates t on t.organization_id = compute_taxes.organization_id and t.country = b.country
+     and (t.state is null or t.state = b.state) and (t.county is null or lower(t.county) = lower(b.county))
+     and t.effective @> b.cycle_start
+    left join pg_temp.bill_kinds k on k.account_id = b.account_id
+    group by b.account_id, t.id) g
+  join public.tax_rates t on t.organization_id = compute_taxes.organization_id and t.id = g.tax_rate_id
+  where (t.percent is not null and g.amount <> 0) or (t.per_line_cents is not null and g.lines > 0 and t.per_line_cents > 0);
 end;
 $$;
 comment on function private.compute_taxes(uuid, text) is 'Tax-provider interface of the bill run: adds tax and fee lines to pg_temp.bill_lines for the accounts of pg_temp.bill_accounts (rate_table: percentages of the charge kinds a rate applies to, or an amount per billed line).';
@@ -53,10 +59,11 @@ returns public.bill_runs
 language plpgsql
 security definer
 set search_path = ''
--- Rating sums a million lines' rollups and the ledger groups millions of invoice lines: with
--- the default 4MB both spilled gigabytes to disk. Measured: 100k lines 25-29 s -> 21-23 s,
--- 1M lines 385-423 s -> 323 s. Memory is taken only as an organization's size needs it.
-set work_mem = '256MB'
+-- The invoice lines are numbered and the ledger grouped by sorting millions of rows: at 256MB
+-- both sorts spilled (360 and 200 MB to disk at a million lines), with the default 4MB much
+-- more. Measured at 1M lines: 212 s -> 187 s with 1GB; 100k lines need no more than 256MB.
+-- Memory is taken only as an organization's size needs it.
+set work_mem = '1GB'
 as $$
 declare
   org uuid := run_bill_cycle.organization_id;
@@ -70,6 +77,7 @@ declare
   latest date;
   billed_before boolean;
   first_number bigint;
+  id_prefix text;
   invoice_count integer;
   due_count integer;
 begin
@@ -225,11 +233,21 @@ begin
                  x.data_overage_cents + x.voice_overage_cents + x.sms_overage_cents as amount
           from private.rate_cycles(org, (previous_month - interval '1 month')::date) x) r
     join pg_temp.bill_accounts b on b.account_id = r.account_id and b.billed_previous
-    left join lateral (
-      select sum(il.amount_cents) as charged
-      from public.invoices i join public.invoice_lines il on il.organization_id = org and il.invoice_id = i.id
-      where i.organization_id = org and i.account_id = r.account_id and il.kind in ('usage', 'usage_adjustment')
-        and il.service_start = r.cycle_start and il.subscriber_id is not distinct from r.subscriber_id) c on true
+    left join (
+      -- What was charged for those cycles. A cycle of the month before the previous one is
+      -- invoiced in arrears by the previous month's invoice and re-rated only by this month's run
+      -- (one cycle of look-back), which has not invoiced these accounts: the previous month's
+      -- invoices hold every such line. Summed in one pass and joined by hash (a look-up per line
+      -- was a few index probes each, a cache miss apiece at a million lines).
+      select i.account_id, il.subscriber_id, il.service_start, sum(il.amount_cents) as charged
+      from pg_temp.bill_accounts pb
+      join public.invoices i on i.organization_id = org and i.account_id = pb.account_id and i.billing_month = previous_month
+      join public.invoice_lines il on il.organization_id = org and il.invoice_id = i.id
+      where pb.billed_previous and il.kind in ('usage', 'usage_adjustment')
+      group by 1, 2, 3) c
+      on c.account_id = r.account_id and c.service_start = r.cycle_start
+     -- A pooled account's line has no subscriber: null matches null.
+     and coalesce(c.subscriber_id, '00000000-0000-0000-0000-000000000000') = coalesce(r.subscriber_id, '00000000-0000-0000-0000-000000000000')
     where r.amount <> coalesce(c.charged, 0);
   end if;
 
@@ -260,7 +278,6 @@ begin
   from (select x.account_id, x.kind, sum(x.amount_cents) as amount from pg_temp.bill_lines x group by x.account_id, x.kind) k
   join (select x.account_id, count(distinct x.subscriber_id) filter (where x.kind = 'recurring') as lines
         from pg_temp.bill_lines x group by x.account_id) n on n.account_id = k.account_id;
-  create index on pg_temp.bill_kinds (account_id);
   analyze pg_temp.bill_kinds;
   select p.* into policy from public.billing_policies p where p.organization_id = org;
   perform private.compute_taxes(org, policy.tax_provider);
@@ -271,14 +288,21 @@ begin
 
   -- Gapless numbers: the policy row stays locked until commit, so concurrent runs number one after the other.
   select p.next_invoice_number into first_number from public.billing_policies p where p.organization_id = org for update;
+  -- Invoice ids are time-ordered (UUIDv7 layout: the run's prefix, then the number), so the
+  -- invoices, their lines and their ledger entries append to their indexes in number order and
+  -- the lines' foreign-key checks read the pages just written, not random ones: at a million
+  -- accounts random ids made every insert and check a cache miss.
+  id_prefix := private.ordered_id_prefix();
   create temporary table bill_invoices on commit drop as
-  select gen_random_uuid() as id, first_number + row_number() over (order by b.cycle_start, b.name, b.account_id) - 1 as number,
+  select (id_prefix || lpad(to_hex(n.number), 12, '0'))::uuid as id, n.*
+  from (
+  select first_number + row_number() over (order by b.cycle_start, b.name, b.account_id) - 1 as number,
          b.account_id, b.cycle_start, b.cycle_end, concat_ws(', ', b.county, b.state, b.country) as jurisdiction,
          coalesce(sum(x.amount_cents) filter (where x.kind not in ('discount', 'tax')), 0)::bigint as subtotal,
          coalesce(sum(x.amount_cents) filter (where x.kind = 'discount'), 0)::bigint as discount,
          coalesce(sum(x.amount_cents) filter (where x.kind = 'tax'), 0)::bigint as tax
   from pg_temp.bill_accounts b join pg_temp.bill_lines x on x.account_id = b.account_id
-  group by b.account_id, b.cycle_start, b.cycle_end, b.name, b.county, b.state, b.country;
+  group by b.account_id, b.cycle_start, b.cycle_end, b.name, b.county, b.state, b.country) n;
   get diagnostics invoice_count = row_count;
   analyze pg_temp.bill_invoices;
   update public.billing_policies p set next_invoice_number = first_number + invoice_count
@@ -289,7 +313,8 @@ begin
   select org, v.id, v.number, policy.invoice_prefix || lpad(v.number::text, 6, '0'), v.account_id, run.id, month, v.cycle_start, v.cycle_end,
          today, today + policy.payment_terms_days, money, v.jurisdiction, v.subtotal, v.discount, v.tax,
          v.subtotal + v.discount + v.tax, case when v.subtotal + v.discount + v.tax <= 0 then 'paid' else 'open' end::public.invoice_status
-  from pg_temp.bill_invoices v;
+  from pg_temp.bill_invoices v
+  order by v.number;
   -- Lines check their invoice (foreign key) one by one: with statistics that still describe a
   -- small invoices table the check would scan it for every line.
   if invoice_count > 1000 then
@@ -299,11 +324,14 @@ begin
   insert into public.invoice_lines (organization_id, invoice_id, line_number, subscriber_id, kind, description, quantity, unit, unit_price_cents,
                                     amount_cents, service_start, service_end, plan_id, tax_rate_id, jurisdiction)
   select org, v.id,
+         -- An enum sorts in its declared order (recurring, proration, …, tax); enum_range per row
+         -- read the catalog three times a line.
          row_number() over (partition by v.id order by x.subscriber_id is null, x.mdn, x.subscriber_id,
-                            array_position(enum_range(null::public.charge_kind), x.kind), x.service_start, x.description),
+                            x.kind, x.service_start, x.description),
          x.subscriber_id, x.kind, case when x.mdn is not null then x.description || ' · ' || x.mdn else x.description end,
          x.quantity, x.unit, x.unit_price_cents, x.amount_cents, x.service_start, x.service_end, x.plan_id, x.tax_rate_id, x.jurisdiction
-  from pg_temp.bill_lines x join pg_temp.bill_invoices v on v.account_id = x.account_id;
+  from pg_temp.bill_lines x join pg_temp.bill_invoices v on v.account_id = x.account_id
+  order by v.id;  -- the numbering's own sort order: no second sort
 
   -- Ledger: the receivable against revenue by kind, discounts and the tax owed per jurisdiction.
   insert into public.ledger_entries (organization_id, transaction_id, source, ledger_account, amount_cents, account_id, invoice_id, jurisdiction)
@@ -323,7 +351,8 @@ begin
     from pg_temp.bill_lines x join pg_temp.bill_invoices v on v.account_id = x.account_id
     group by 1, 2, 3, 5
   ) e
-  where e.amount <> 0;
+  where e.amount <> 0
+  order by e.invoice_id;
 
   update public.account_charges ch set invoice_id = v.id
     from pg_temp.bill_lines x join pg_temp.bill_invoices v on v.account_id = x.account_id

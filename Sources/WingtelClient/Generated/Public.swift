@@ -6435,6 +6435,102 @@ extension Public {
 }
 
 extension Public {
+    /// Usage per line per billing cycle: the sums of usage_daily over each cycle [cycle_start, cycle_start + 1 month) of the line's account (billing day d: cycles start on day d). Maintained from usage_daily by triggers; rating reads it. Lines with no usage in a cycle have no row.
+    ///
+    /// - Remark: Generated from table `public.usage_cycles`.
+    public enum UsageCycles: WingtelTable {
+        public static let qualifiedName = "public.usage_cycles"
+
+        /// A row as read from `public.usage_cycles`.
+        public struct Row: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var subscriberId: UUID
+            /// First local day of the cycle: day billing_day of a month.
+            public var cycleStart: WingtelDate
+            public var dataBytes: Int64
+            public var voiceSeconds: Int64
+            public var smsCount: Int64
+
+            public init(organizationId: UUID, subscriberId: UUID, cycleStart: WingtelDate, dataBytes: Int64, voiceSeconds: Int64, smsCount: Int64) {
+                self.organizationId = organizationId
+                self.subscriberId = subscriberId
+                self.cycleStart = cycleStart
+                self.dataBytes = dataBytes
+                self.voiceSeconds = voiceSeconds
+                self.smsCount = smsCount
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case subscriberId = "subscriber_id"
+                case cycleStart = "cycle_start"
+                case dataBytes = "data_bytes"
+                case voiceSeconds = "voice_seconds"
+                case smsCount = "sms_count"
+            }
+        }
+
+        /// The values of a new row; optional ones may be left to their default.
+        public struct Insert: Codable, Sendable, Hashable {
+            public var organizationId: UUID
+            public var subscriberId: UUID
+            /// First local day of the cycle: day billing_day of a month.
+            public var cycleStart: WingtelDate
+            public var dataBytes: Int64?
+            public var voiceSeconds: Int64?
+            public var smsCount: Int64?
+
+            public init(organizationId: UUID, subscriberId: UUID, cycleStart: WingtelDate, dataBytes: Int64? = nil, voiceSeconds: Int64? = nil, smsCount: Int64? = nil) {
+                self.organizationId = organizationId
+                self.subscriberId = subscriberId
+                self.cycleStart = cycleStart
+                self.dataBytes = dataBytes
+                self.voiceSeconds = voiceSeconds
+                self.smsCount = smsCount
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case subscriberId = "subscriber_id"
+                case cycleStart = "cycle_start"
+                case dataBytes = "data_bytes"
+                case voiceSeconds = "voice_seconds"
+                case smsCount = "sms_count"
+            }
+        }
+
+        /// Columns to change (or, as a filter, to match); nil ones are left alone.
+        public struct Update: Codable, Sendable, Hashable {
+            public var organizationId: UUID?
+            public var subscriberId: UUID?
+            /// First local day of the cycle: day billing_day of a month.
+            public var cycleStart: WingtelDate?
+            public var dataBytes: Int64?
+            public var voiceSeconds: Int64?
+            public var smsCount: Int64?
+
+            public init(organizationId: UUID? = nil, subscriberId: UUID? = nil, cycleStart: WingtelDate? = nil, dataBytes: Int64? = nil, voiceSeconds: Int64? = nil, smsCount: Int64? = nil) {
+                self.organizationId = organizationId
+                self.subscriberId = subscriberId
+                self.cycleStart = cycleStart
+                self.dataBytes = dataBytes
+                self.voiceSeconds = voiceSeconds
+                self.smsCount = smsCount
+            }
+
+            public enum CodingKeys: String, CodingKey {
+                case organizationId = "organization_id"
+                case subscriberId = "subscriber_id"
+                case cycleStart = "cycle_start"
+                case dataBytes = "data_bytes"
+                case voiceSeconds = "voice_seconds"
+                case smsCount = "sms_count"
+            }
+        }
+    }
+}
+
+extension Public {
     /// Usage per line per day (in the organization's time zone), the table rating, analysts and forecasting read; ingestion adds each batch to it (see usage_batches.rolled_up_at). No foreign key to subscribers: ingestion writes only lines it resolved, and a per-row check would dominate the rollup.
     ///
     /// - Remark: Generated from table `public.usage_daily`.
