@@ -11,13 +11,16 @@ returns date
 language sql
 immutable
 parallel safe
-set search_path = ''
+-- No SET clause, so the planner inlines it: called as a function (a SET search_path stops the
+-- inlining) it doubled the cost of adding a million line-days to usage_daily (22.5 s against
+-- 13.3 s inlined, 9.0 s with no cycle triggers). Only built-ins, qualified with pg_catalog, and
+-- timestamps without time zone: the result does not depend on the session's settings.
 as $$
   -- Billing day d (1-28): the cycle holding a day starts on day d of its month, or of the month
   -- before when the day comes earlier in its month.
-  select case when extract(day from cycle_start.day) >= cycle_start.billing_day
-              then date_trunc('month', cycle_start.day)::date + (cycle_start.billing_day - 1)
-              else (date_trunc('month', cycle_start.day) - interval '1 month')::date + (cycle_start.billing_day - 1) end
+  select case when pg_catalog.date_part('day', cycle_start.day::timestamp) >= cycle_start.billing_day
+              then pg_catalog.date_trunc('month', cycle_start.day::timestamp)::date + (cycle_start.billing_day - 1)
+              else (pg_catalog.date_trunc('month', cycle_start.day::timestamp) - interval '1 month')::date + (cycle_start.billing_day - 1) end
 $$;
 comment on function private.cycle_start(date, integer) is 'First day of the billing cycle holding a local day, for an account billing on day billing_day (1-28).';
 revoke all on function private.cycle_start(date, integer) from public;
