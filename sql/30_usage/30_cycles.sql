@@ -32,9 +32,20 @@ security definer
 set search_path = ''
 as $$
 begin
-  -- One upsert per statement: the changed line-days summed per line and cycle (an update adds
-  -- new minus old, a delete takes the old values away).
-  if tg_op = 'INSERT' then
+  -- The changed line-days summed per line and cycle, one statement per transition table: old
+  -- rows are taken away, then new rows added (an update does both: its cycle moves by new - old).
+  if tg_op in ('UPDATE', 'DELETE') then
+    update public.usage_cycles c
+       set data_bytes = c.data_bytes - o.data_bytes, voice_seconds = c.voice_seconds - o.voice_seconds, sms_count = c.sms_count - o.sms_count
+      from (select r.organization_id, r.subscriber_id, private.cycle_start(r.day, a.billing_day) as cycle_start,
+                   sum(r.data_bytes) as data_bytes, sum(r.voice_seconds) as voice_seconds, sum(r.sms_count) as sms_count
+            from old_rows r
+            join public.subscribers l on l.organization_id = r.organization_id and l.id = r.subscriber_id
+            join public.accounts a on a.organization_id = l.organization_id and a.id = l.account_id
+            group by 1, 2, 3) o
+     where c.organization_id = o.organization_id and c.subscriber_id = o.subscriber_id and c.cycle_start = o.cycle_start;
+  end if;
+  if tg_op in ('INSERT', 'UPDATE') then
     insert into public.usage_cycles as c (organization_id, subscriber_id, cycle_start, data_bytes, voice_seconds, sms_count)
     select n.organization_id, n.subscriber_id, private.cycle_start(n.day, a.billing_day),
            sum(n.data_bytes), sum(n.voice_seconds), sum(n.sms_count)
@@ -42,39 +53,6 @@ begin
     join public.subscribers l on l.organization_id = n.organization_id and l.id = n.subscriber_id
     join public.accounts a on a.organization_id = l.organization_id and a.id = l.account_id
     group by 1, 2, 3
-    on conflict (organization_id, subscriber_id, cycle_start) do update
-      set data_bytes = c.data_bytes + excluded.data_bytes, voice_seconds = c.voice_seconds + excluded.voice_seconds,
-          sms_count = c.sms_count + excluded.sms_count;
-  elsif tg_op = 'UPDATE' then
-    insert into public.usage_cycles as c (organization_id, subscriber_id, cycle_start, data_bytes, voice_seconds, sms_count)
-    select x.organization_id, x.subscriber_id, private.cycle_start(x.day, a.billing_day),
-           sum(x.data_bytes), sum(x.voice_seconds), sum(x.sms_count)
-    from (
-      select n.organization_id, n.subscriber_id, n.day, n.data_bytes, n.voice_seconds, n.sms_count
-      from new_rows n
-      union all
-      select o.organization_id, o.subscriber_id, o.day, -o.data_bytes, -o.voice_seconds, -o.sms_count
-      from old_rows o
-    ) x
-    join public.subscribers l on l.organization_id = x.organization_id and l.id = x.subscriber_id
-    join public.accounts a on a.organization_id = l.organization_id and a.id = l.account_id
-    group by 1, 2, 3
-    having sum(x.data_bytes) <> 0 or sum(x.voice_seconds) <> 0 or sum(x.sms_count) <> 0
-    on conflict (organization_id, subscriber_id, cycle_start) do update
-      set data_bytes = c.data_bytes + excluded.data_bytes, voice_seconds = c.voice_seconds + excluded.voice_seconds,
-          sms_count = c.sms_count + excluded.sms_count;
-  else
-    insert into public.usage_cycles as c (organization_id, subscriber_id, cycle_start, data_bytes, voice_seconds, sms_count)
-    select x.organization_id, x.subscriber_id, private.cycle_start(x.day, a.billing_day),
-           sum(x.data_bytes), sum(x.voice_seconds), sum(x.sms_count)
-    from (
-      select o.organization_id, o.subscriber_id, o.day, -o.data_bytes as data_bytes, -o.voice_seconds as voice_seconds, -o.sms_count as sms_count
-      from old_rows o
-    ) x
-    join public.subscribers l on l.organization_id = x.organization_id and l.id = x.subscriber_id
-    join public.accounts a on a.organization_id = l.organization_id and a.id = l.account_id
-    group by 1, 2, 3
-    having sum(x.data_bytes) <> 0 or sum(x.voice_seconds) <> 0 or sum(x.sms_count) <> 0
     on conflict (organization_id, subscriber_id, cycle_start) do update
       set data_bytes = c.data_bytes + excluded.data_bytes, voice_seconds = c.voice_seconds + excluded.voice_seconds,
           sms_count = c.sms_count + excluded.sms_count;
