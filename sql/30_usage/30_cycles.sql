@@ -3,8 +3,9 @@
 -- is added to the cycle its day falls in by statement triggers that read the changed rows once
 -- (transition tables). The cycle follows the billing day of the line's account; when that day
 -- or the line's account changes, the line's cycles are summed again from usage_daily. A loader
--- that writes usage_daily with triggers off (session_replication_role = replica, the demo)
--- calls private.rebuild_usage_cycles afterwards. Rating reads one row per line and cycle.
+-- that writes usage_daily with triggers off (session_replication_role = replica, as
+-- benchmarks/billing.py does) calls private.rebuild_usage_cycles afterwards. A rollup naming no
+-- line (usage_daily has no foreign key) belongs to no cycle and is left out. Rating reads one row per line and cycle.
 
 create or replace function private.cycle_start(day date, billing_day integer)
 returns date

@@ -32,23 +32,23 @@ begin
   -- accounts that index outgrew the session's temp_buffers and every probe went to disk).
   insert into pg_temp.bill_lines (account_id, subscriber_id, kind, description, quantity, unit, unit_price_cents, amount_cents, service_start, service_end, tax_rate_id, jurisdiction)
   select g.account_id, null, 'tax',
-         t.name || case when t.percent is not null then ' (' || trim(trailing '.' from trim(trailing '0' from t.percent::text)) || '%)' else '' end,
-         case when t.percent is not null then g.amount else g.lines end,
-         case when t.percent is not null then 'cents' else 'line' end,
-         coalesce(t.percent / 100, t.per_line_cents),
-         case when t.percent is not null then round(g.amount * t.percent / 100)::bigint else t.per_line_cents * g.lines end,
-         g.cycle_start, g.cycle_end, t.id, concat_ws(', ', t.county, t.state, t.country)
+         g.name || case when g.percent is not null then ' (' || trim(trailing '.' from trim(trailing '0' from g.percent::text)) || '%)' else '' end,
+         case when g.percent is not null then g.amount else g.lines end,
+         case when g.percent is not null then 'cents' else 'line' end,
+         coalesce(g.percent / 100, g.per_line_cents),
+         case when g.percent is not null then round(g.amount * g.percent / 100)::bigint else g.per_line_cents * g.lines end,
+         g.cycle_start, g.cycle_end, g.id, concat_ws(', ', g.county, g.state, g.country)
   from (
-    select b.account_id, b.cycle_start, b.cycle_end, t.id as tax_rate_id,
+    -- Grouped by the account and the rate's primary key: the rate's other columns come with it.
+    select b.account_id, b.cycle_start, b.cycle_end, t.id, t.name, t.percent, t.per_line_cents, t.county, t.state, t.country,
            coalesce(sum(k.amount) filter (where k.kind = any (t.applies_to)), 0) as amount, coalesce(max(k.lines), 0) as lines
     from pg_temp.bill_accounts b
     join public.tax_rates t on t.organization_id = compute_taxes.organization_id and t.country = b.country
      and (t.state is null or t.state = b.state) and (t.county is null or lower(t.county) = lower(b.county))
      and t.effective @> b.cycle_start
     left join pg_temp.bill_kinds k on k.account_id = b.account_id
-    group by b.account_id, t.id) g
-  join public.tax_rates t on t.organization_id = compute_taxes.organization_id and t.id = g.tax_rate_id
-  where (t.percent is not null and g.amount <> 0) or (t.per_line_cents is not null and g.lines > 0 and t.per_line_cents > 0);
+    group by b.account_id, t.organization_id, t.id) g
+  where (g.percent is not null and g.amount <> 0) or (g.per_line_cents is not null and g.lines > 0 and g.per_line_cents > 0);
 end;
 $$;
 comment on function private.compute_taxes(uuid, text) is 'Tax-provider interface of the bill run: adds tax and fee lines to pg_temp.bill_lines for the accounts of pg_temp.bill_accounts (rate_table: percentages of the charge kinds a rate applies to, or an amount per billed line).';

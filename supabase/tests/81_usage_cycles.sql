@@ -2,7 +2,7 @@
 -- whatever writes the rollups (ingestion, a re-delivered day, a correction, a delete), and
 -- follows a change of billing day or of a line's account. Rating reads it.
 begin;
-select plan(21);
+select plan(23);
 
 -- The drift: cycle rows that differ from usage_daily summed by the line's current cycle
 -- (rows whose sums are all zero count as absent on both sides).
@@ -78,6 +78,13 @@ from generate_series(0, 9) g;
 select is(pg_temp.cycle('5b100000-0000-4000-8000-00000000000a', '2026-03-05'), '40/4/4', '1-4 April fall in the March cycle');
 select is(pg_temp.cycle('5b100000-0000-4000-8000-00000000000a', '2026-04-05'), '60/6/6', '5-10 April in the April cycle');
 select is(pg_temp.cycle_drift(), 0::bigint, 'cycles equal the daily rollups after direct writes');
+
+-- A rollup naming no line (usage_daily has no foreign key): written, and in no cycle.
+select lives_ok($$insert into public.usage_daily (organization_id, subscriber_id, day, data_bytes, voice_seconds, sms_count)
+                  values ('10000000-0000-4000-8000-00000000000a', '5b900000-0000-4000-8000-00000000000a', '2026-04-02', 5, 5, 5)$$,
+  'a rollup of no known line does not stop the write');
+select is((select count(*) from public.usage_cycles where subscriber_id = '5b900000-0000-4000-8000-00000000000a'), 0::bigint,
+  'and it is in no cycle');
 
 -- A new billing day moves the cycles of the account's lines.
 update public.accounts set billing_day = 3
